@@ -1,0 +1,163 @@
+// runtime/core/activation.cpp: kernel threads. Each runs one scheduler loop on its own stack;
+// whether it is the *active* thread of its core or a *spare* is decided by Core::holder alone.
+// upcall::blocking hands the core from the active thread to a spare:
+//  1. the holder A (inside a fiber F) takes a spare S of the same core from Core::spares, or
+//     creates one (F is about to block anyway, so the ~30 us thread creation is F's cost);
+//  2. A stores Core::holder = S (release) and sets S's wake_word = 1 (release) + futex wake;
+//     from then on A touches no owner-only field of the core;
+//  3. S's loop sees holder == S (acquire; pairs with 2) and runs the core's fibers;
+//  4. A runs the blocking call on F's stack; afterwards it switches F to A's own loop with the
+//     post-action reinject, which (F's context saved) puts F on the injection queue and wakes
+//     a core;
+//  5. A's loop sees holder != A and parks A in Core::spares (step 1 of the next handoff).
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+
+#include "runtime/core/check.hpp"
+#include "runtime/core/runtime_impl.hpp"
+
+namespace upcall::rt {
+
+void run_fiber_from_loop(Activation* a, Fiber* f);  // switch.cpp
+void enter_fiber_thread(Activation* a);             // switch.cpp
+
+namespace {
+constexpr std::size_t kAltStackSize = 64 * 1024;
+
+// Runtime threads take no asynchronous signals: those go to the application's own threads.
+void block_async_signals() {
+  sigset_t set;
+  sigfillset(&set);
+  for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) sigdelset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+}  // namespace
+
+Activation* RuntimeImpl::new_activation(Core* c) {
+  auto a = std::make_unique<Activation>();
+  a->rt = this;
+  a->core = c;
+  Activation* raw = a.get();
+  std::lock_guard<std::mutex> lock(threads_mu);
+  activations.push_back(std::move(a));
+  return raw;
+}
+
+void RuntimeImpl::start_thread(Activation* a) {
+  std::lock_guard<std::mutex> lock(threads_mu);
+  threads.emplace_back([this, a] { thread_main(a); });  // throws std::system_error on failure
+  thread_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+void RuntimeImpl::thread_main(Activation* a) {
+  set_current_activation(a);
+  a->tid = static_cast<int>(syscall(SYS_gettid));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(a->core->cpu, &set);
+  // Pinned to the core's CPU: all activations of a core share one CPU (DESIGN.md). Failure
+  // (a CPU taken away since start) leaves the thread unpinned, which is still correct.
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  block_async_signals();
+  void* alt = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  if (alt != MAP_FAILED) {
+    stack_t ss{};
+    ss.ss_sp = alt;
+    ss.ss_size = kAltStackSize;
+    if (sigaltstack(&ss, nullptr) == 0) a->altstack = alt;
+  }
+  enter_fiber_thread(a);
+  loop(a);
+  if (a->altstack) {
+    stack_t ss{};
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, nullptr);
+    munmap(a->altstack, kAltStackSize);
+    a->altstack = nullptr;
+  }
+  set_current_activation(nullptr);
+}
+
+void RuntimeImpl::loop(Activation* a) {
+  Core* c = a->core;
+  for (;;) {
+    if (c->holder.load(std::memory_order_acquire) != a) {
+      if (!wait_as_spare(a)) return;
+      continue;
+    }
+    if (Fiber* f = find_work(c)) {
+      stop_spinning(c);
+      c->busy.store(true, std::memory_order_relaxed);
+      run_fiber_from_loop(a, f);
+      // Back in the loop: either the core ran dry, or this thread gave the core away.
+      if (c->holder.load(std::memory_order_relaxed) == a)
+        c->busy.store(false, std::memory_order_relaxed);
+      continue;
+    }
+    if (!idle(a, c)) {
+      c->busy.store(false, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+bool RuntimeImpl::wait_as_spare(Activation* a) {
+  Core* c = a->core;
+  {
+    std::lock_guard<std::mutex> lock(c->spare_mu);
+    if (stopped.load(std::memory_order_acquire)) return false;
+    a->wake_word.store(0, std::memory_order_relaxed);
+    if (!a->listed_spare) {
+      c->spares.push_back(a);
+      a->listed_spare = true;
+    }
+  }
+  std::uint32_t v;
+  // acquire: pairs with the release store of the thread that hands us the core (step 2).
+  while ((v = a->wake_word.load(std::memory_order_acquire)) == 0) futex_wait(&a->wake_word, 0, -1);
+  return v == 1;
+}
+
+bool RuntimeImpl::hand_core_to_spare(Activation* a) {
+  Core* c = a->core;
+  Activation* s = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(c->spare_mu);
+    if (!c->spares.empty()) {
+      s = c->spares.back();
+      c->spares.pop_back();
+      s->listed_spare = false;
+    }
+  }
+  if (!s && thread_count.load(std::memory_order_relaxed) >=
+                static_cast<int>(cores.size()) * kMaxThreadsPerCore)
+    return false;
+  bump(c->counters.blocking_handoffs);
+  if (s) {
+    c->holder.store(s, std::memory_order_release);
+    s->wake_word.store(1, std::memory_order_release);
+    futex_wake(&s->wake_word, 1);
+    return true;
+  }
+  bump(c->counters.spares_created);
+  s = new_activation(c);
+  s->wake_word.store(1, std::memory_order_relaxed);
+  c->holder.store(s, std::memory_order_release);
+  try {
+    start_thread(s);
+  } catch (const std::system_error&) {
+    c->holder.store(a, std::memory_order_relaxed);  // nobody else saw the core change hands
+    return false;
+  }
+  return true;
+}
+
+}  // namespace upcall::rt

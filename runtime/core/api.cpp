@@ -1,0 +1,259 @@
+// runtime/core/api.cpp: the public API's entry points (upcall/runtime.hpp, task.hpp,
+// this_task.hpp, blocking.hpp, policy.hpp) mapped onto the runtime internals. Each function
+// first works out where it is called from: a fiber on a held core, a kernel thread inside
+// upcall::blocking, or a plain thread.
+#include <sched.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <thread>
+
+#include "runtime/core/check.hpp"
+#include "runtime/core/runtime_impl.hpp"
+#include "runtime/core/signals.hpp"
+#include "runtime/sync/parker.hpp"
+#include "upcall/upcall.hpp"
+
+namespace upcall {
+
+using rt::Activation;
+using rt::Core;
+using rt::Fiber;
+using rt::from_handle;
+using rt::RuntimeImpl;
+
+namespace rt {
+void blocking_return(Activation* a, Fiber* self);  // switch.cpp
+}
+
+namespace {
+// The fiber the calling thread runs, even inside upcall::blocking (for id/name).
+Fiber* running_fiber_any() {
+  Activation* a = rt::current_activation();
+  return a ? a->current : nullptr;
+}
+}  // namespace
+
+// ---------------------------------------------------------------------------------- Runtime
+
+Runtime::Runtime(Options opts) : impl_(std::make_unique<RuntimeImpl>(opts)) {}
+
+Runtime::~Runtime() {
+  Fiber* f = rt::current_fiber();
+  if (f && f->rt == impl_.get()) {
+    std::fprintf(stderr, "upcall: fatal: a Runtime was destroyed from one of its own fibers\n");
+    std::terminate();
+  }
+  impl_.reset();
+}
+
+const EffectiveConfig& Runtime::config() const { return impl_->cfg; }
+std::uint64_t Runtime::live_fibers() const { return impl_->live_fibers.load(); }
+std::uint64_t Runtime::stacks_in_use() const { return impl_->stacks_in_use.load(); }
+
+RuntimeStats Runtime::stats() const {
+  RuntimeStats s;
+  auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  for (const auto& c : impl_->cores) {
+    CoreStats cs;
+    cs.core = c->index;
+    cs.cpu = c->cpu;
+    cs.switches = ld(c->counters.switches);
+    cs.spawns = ld(c->counters.spawns);
+    cs.steals = ld(c->counters.steals);
+    cs.stolen_fibers = ld(c->counters.stolen_fibers);
+    cs.parks = ld(c->counters.parks);
+    cs.wakeups_sent = ld(c->counters.wakeups_sent);
+    cs.blocking_handoffs = ld(c->counters.blocking_handoffs);
+    cs.spares_created = ld(c->counters.spares_created);
+    cs.timers_fired = ld(c->counters.timers_fired);
+    s.cores.push_back(cs);
+  }
+  s.fibers_spawned = ld(impl_->fibers_spawned);
+  s.fibers_finished = ld(impl_->fibers_finished);
+  s.blocking_inline = ld(impl_->blocking_inline);
+  s.threads = static_cast<std::uint64_t>(impl_->thread_count.load());
+  return s;
+}
+
+// ---------------------------------------------------------------------------------- spawn/join
+
+namespace detail {
+
+Runtime* current_runtime_or_null() noexcept { return nullptr; }
+
+RawTask fiber_create(Runtime* runtime, const SpawnSpec& spec) {
+  Core* here = rt::current_core();
+  RuntimeImpl* r = nullptr;
+  if (runtime) {
+    r = runtime->impl();
+  } else {
+    Fiber* cur = rt::current_fiber();
+    if (!cur)
+      throw std::logic_error(
+          "upcall::spawn called outside a fiber: use Runtime::spawn or Runtime::block_on");
+    r = cur->rt;
+  }
+  Core* local = (here && here->rt == r) ? here : nullptr;
+  if (!local && r->stopping.load(std::memory_order_acquire))
+    throw std::logic_error("upcall: spawn on a runtime that is shutting down");
+  Fiber* f = r->alloc_fiber(local, spec);
+  return {rt::to_handle(f), f->storage};
+}
+
+void fiber_start(FiberHandle* h) {
+  Fiber* f = from_handle(h);
+  Core* here = rt::current_core();
+  Core* local = (here && here->rt == f->rt) ? here : nullptr;
+  if (local) rt::bump(local->counters.spawns);
+  f->state = rt::FiberState::Ready;
+  f->rt->make_ready(f, TaskEvent::task_new, local);
+}
+
+bool fiber_done(FiberHandle* h) {
+  return from_handle(h)->join_word.load(std::memory_order_acquire) == 1;
+}
+
+void fiber_join(FiberHandle* h) {
+  Fiber* f = from_handle(h);
+  // acquire: pairs with the exiting fiber's release exchange; the result is visible.
+  if (f->join_word.load(std::memory_order_acquire) == 1) return;
+  if (running_fiber_any() == f)
+    throw std::logic_error("upcall::JoinHandle::join: a fiber cannot join itself");
+  const rt::Waker me = rt::current_waker();
+  std::uintptr_t expected = 0;
+  if (!f->join_word.compare_exchange_strong(expected, me, std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
+    UPCALL_CHECK(expected == 1, "two joiners on one fiber");
+    return;
+  }
+  if (Fiber* self = rt::current_fiber()) self->wait_reason = rt::WaitReason::Join;
+  while (f->join_word.load(std::memory_order_acquire) != 1) rt::park_current();
+  if (Fiber* self = rt::current_fiber()) self->wait_reason = rt::WaitReason::None;
+}
+
+void fiber_release(FiberHandle* h, bool joined) {
+  Fiber* f = from_handle(h);
+  f->joined = joined;
+  f->rt->drop_ref(f);
+}
+
+void fiber_abandon(FiberHandle* h) noexcept {
+  Fiber* f = from_handle(h);
+  Core* here = rt::current_core();
+  f->rt->free_fiber(f, (here && here->rt == f->rt) ? here : nullptr);
+}
+
+std::uint64_t fiber_id(FiberHandle* h) { return from_handle(h)->id; }
+
+void report_unjoined_exception(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "upcall: a detached fiber ended with an exception: %s\n", ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "upcall: a detached fiber ended with a non-std exception\n");
+  }
+}
+
+// ---------------------------------------------------------------------------------- blocking
+
+bool blocking_enter() {
+  Activation* a = rt::current_activation();
+  Fiber* f = rt::current_fiber();
+  if (!f) return false;
+  RuntimeImpl* r = f->rt;
+  r->blocking_inflight.fetch_add(1, std::memory_order_acq_rel);
+  if (!r->hand_core_to_spare(a)) {
+    r->blocking_inflight.fetch_sub(1, std::memory_order_acq_rel);
+    r->blocking_inline.fetch_add(1, std::memory_order_relaxed);
+    rt::announce_once("blocking-cap",
+                      "upcall: upcall::blocking hit the cap of " +
+                          std::to_string(rt::kMaxThreadsPerCore) +
+                          " kernel threads per core; blocking calls beyond it run in place and "
+                          "stall their core (counted in RuntimeStats::blocking_inline)");
+    return false;
+  }
+  f->state = rt::FiberState::Blocking;
+  return true;
+}
+
+void blocking_exit() {
+  Activation* a = rt::current_activation();
+  Fiber* f = a->current;
+  rt::blocking_return(a, f);
+  f->state = rt::FiberState::Running;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------- this_task
+
+namespace this_task {
+
+void yield() { rt::yield_current(); }
+
+void sleep_until(std::chrono::steady_clock::time_point deadline) {
+  Fiber* self = rt::current_fiber();
+  if (!self) {
+    std::this_thread::sleep_until(deadline);
+    return;
+  }
+  // steady_clock is CLOCK_MONOTONIC on Linux, the clock of now_ns().
+  const std::int64_t d = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             deadline.time_since_epoch())
+                             .count();
+  if (d <= rt::now_ns()) {
+    yield();
+    return;
+  }
+  Core* c = rt::current_core();
+  const std::uint64_t gen = self->timer_gen.fetch_add(1, std::memory_order_relaxed) + 1;
+  c->timers.add(d, self, gen);
+  self->rt->timers_armed.fetch_add(1, std::memory_order_relaxed);
+  self->wait_reason = rt::WaitReason::Sleep;
+  while (rt::now_ns() < d) rt::park_current();
+  self = rt::current_fiber();
+  self->wait_reason = rt::WaitReason::None;
+}
+
+std::uint64_t id() {
+  Fiber* f = running_fiber_any();
+  return f ? f->id : 0;
+}
+
+std::string_view name() {
+  Fiber* f = running_fiber_any();
+  return f ? std::string_view(f->name) : std::string_view();
+}
+
+void set_name(std::string_view n) {
+  Fiber* f = running_fiber_any();
+  if (!f) return;
+  const std::size_t len = n.size() < sizeof(f->name) - 1 ? n.size() : sizeof(f->name) - 1;
+  std::memcpy(f->name, n.data(), len);
+  f->name[len] = 0;
+}
+
+bool in_fiber() { return rt::current_fiber() != nullptr; }
+
+int core() {
+  Core* c = rt::current_core();
+  return c ? c->index : -1;
+}
+
+}  // namespace this_task
+
+// ---------------------------------------------------------------------------------- TaskRef
+
+std::uint64_t TaskRef::id() const { return static_cast<Fiber*>(p_)->id; }
+int TaskRef::priority() const { return static_cast<Fiber*>(p_)->priority; }
+const char* TaskRef::name() const { return static_cast<Fiber*>(p_)->name; }
+TaskRef& TaskRef::link() {
+  static_assert(sizeof(TaskRef) == sizeof(void*));
+  return *reinterpret_cast<TaskRef*>(&static_cast<Fiber*>(p_)->policy_link);
+}
+
+}  // namespace upcall

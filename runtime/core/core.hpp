@@ -1,0 +1,119 @@
+// runtime/core/core.hpp: the two hardware-facing entities of DESIGN.md "Entities", kept apart
+// from the first line: a Core (a virtual processor bound to one CPU: run queue, LIFO slot,
+// timers, fiber cache, counters) and an Activation (a kernel thread pinned to its core's CPU).
+// Exactly one activation *holds* a core at a time (Core::holder); only the holder touches the
+// core's owner-only fields. Other activations of the same core are spares (parked in the core's
+// spare list) or are running a fiber inside upcall::blocking after giving the core away.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "runtime/context/context.hpp"
+#include "runtime/core/fiber.hpp"
+#include "runtime/sched/run_queue.hpp"
+#include "runtime/sched/timer_heap.hpp"
+
+namespace upcall::rt {
+
+class RuntimeImpl;
+struct Activation;
+
+// Per-core counters. Written by the holder only (load + store, no RMW), read by anyone.
+struct CoreCounters {
+  std::atomic<std::uint64_t> switches{0}, spawns{0}, steals{0}, stolen_fibers{0}, parks{0},
+      wakeups_sent{0}, blocking_handoffs{0}, spares_created{0}, timers_fired{0};
+};
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+struct alignas(64) Core {
+  // --- Fixed at start.
+  int index = 0;
+  int cpu = 0;
+  RuntimeImpl* rt = nullptr;
+
+  // --- Holder-only (the activation for which holder == this thread's activation).
+  RunQueue rq;                    // thieves also consume from it (see run_queue.hpp)
+  std::uint32_t tick = 0;         // scheduling decisions; every kFairnessTick-th polls globals
+  std::uint32_t lifo_streak = 0;  // consecutive LIFO-slot picks (capped to avoid starvation)
+  TimerHeap timers;
+  std::vector<Fiber*> fiber_cache;  // free fibers, recycled without the global lock
+  std::uint64_t rng = 0;          // xorshift state for victim selection
+  bool spinning = false;          // this core holds one of RuntimeImpl::n_spinning's tokens
+
+  // --- LIFO slot: the most recently woken fiber runs next (message-passing locality). The
+  // holder stores into it; the holder and thieves take from it with exchange (acq_rel), which
+  // pairs with the storing exchange so the fiber's context is visible to the taker.
+  std::atomic<Fiber*> lifo{nullptr};
+
+  // --- Shared.
+  // The activation holding the core. Written by the holder when it hands the core away
+  // (release; pairs with the acquire load of the new holder in its loop), read by anyone.
+  std::atomic<Activation*> holder{nullptr};
+  // Park futex: 1 while the core sleeps in the kernel, set by the core before it sleeps (under
+  // RuntimeImpl::idle_mu), cleared by the waker (release; the woken core's acquire load pairs).
+  std::atomic<std::uint32_t> park_word{0};
+  bool idle_listed = false;  // guarded by RuntimeImpl::idle_mu
+  // The holder is executing fibers (not in its loop). Written by the holder (relaxed), read by
+  // shutdown's quiescence check, which needs it twice 100 ms apart, so staleness is harmless.
+  std::atomic<bool> busy{false};
+
+  std::mutex spare_mu;               // guards spares
+  std::vector<Activation*> spares;   // parked activations of this core, ready to take it over
+
+  CoreCounters counters;
+};
+
+// What the context that has just been resumed must do for the one that switched to it, after
+// saving its context (runtime/core/switch.cpp). Doing these on the far side of the switch is
+// what makes it safe to publish a fiber to other threads: its context is saved first.
+enum class PostAction : std::uint8_t {
+  none,
+  requeue,      // yield: make `from` ready again (TASK_YIELD)
+  commit_park,  // park: set from's park_state to Parked, unless a permit arrived meanwhile
+  release,      // from finished: drop the fiber's own reference
+  reinject,     // from returns from upcall::blocking: hand it to a core that will run it
+};
+
+// Owner-only (its activation's thread).
+struct SwitchRecord {
+  Activation* self = nullptr;
+  Fiber* from = nullptr;  // nullptr: the switch came from the activation's scheduler loop
+  PostAction action = PostAction::none;
+};
+
+struct Activation {
+  // --- Fixed at start.
+  RuntimeImpl* rt = nullptr;
+  Core* core = nullptr;  // the core whose CPU this thread is pinned to (held or not)
+  int tid = 0;
+
+  // --- Owner-only (this thread).
+  RawContext loop_ctx = nullptr;  // the scheduler loop, suspended while a fiber runs
+  SanitizerIdentity loop_san;
+  Fiber* current = nullptr;       // the fiber this thread runs, nullptr in the loop
+  SwitchRecord sw;
+  void* altstack = nullptr;       // alternate signal stack (stack-overflow reports)
+
+  // --- Spare futex: 0 = parked (or running), 1 = handed a core, 2 = exit. Written by the
+  // thread handing it a core or by shutdown (release), read by this thread (acquire).
+  std::atomic<std::uint32_t> wake_word{0};
+  bool listed_spare = false;  // guarded by core->spare_mu
+};
+
+// The calling thread's activation, or nullptr on threads the runtime did not create. Not
+// inlined: a fiber may migrate between kernel threads at any call that can suspend, so no
+// caller may cache the thread-local's address across such a call.
+Activation* current_activation() noexcept;
+void set_current_activation(Activation* a) noexcept;
+
+// The core the caller holds, or nullptr (plain thread, or inside upcall::blocking).
+Core* current_core() noexcept;
+// The fiber running on the caller's thread while it holds a core, else nullptr.
+Fiber* current_fiber() noexcept;
+
+}  // namespace upcall::rt

@@ -1,0 +1,86 @@
+// runtime/core/fiber.hpp: the fiber control block. A Fiber lives at the top of its own stack
+// slot and is constructed once per slot; it is recycled with the slot, never destroyed while
+// the runtime lives (so a stale pointer held by a timer entry stays readable, and the
+// generation counters below stay monotonic across reuse). States are written as ownership
+// (DESIGN.md "Entities"): whoever owns a fiber may touch its owner-only fields.
+//
+//   Ready    a run queue (local ring, LIFO slot, injection queue, or the policy) owns it
+//   Running  the kernel thread executing it owns it
+//   Waiting  a wait object owns it: a JoinHandle's join word, a core's timer heap, a sync object
+//   Blocking it runs on a kernel thread that gave its core away (upcall::blocking)
+//   Done     finished; freed when the last reference is dropped
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/context/context.hpp"
+#include "upcall/detail/spawn_raw.hpp"
+
+namespace upcall::rt {
+
+class RuntimeImpl;
+
+enum class FiberState : std::uint8_t { Init, Ready, Running, Waiting, Blocking, Done };
+
+// Why a fiber waits (Go's waitReason): shown by monitors and in leak reports.
+enum class WaitReason : std::uint8_t { None, Join, Sleep, Sync, Io, Spare };
+
+// Park states of the permit protocol (runtime/sync/parker.cpp).
+enum ParkState : std::uint32_t {
+  kParkRunning = 0,   // not parked, no permit
+  kParkNotified = 1,  // not parked, a permit is pending (the next park returns at once)
+  kParkParked = 2,    // parked: context saved, not on any run queue
+};
+
+struct alignas(64) Fiber {
+  // --- Context: written by the resumed side right after this fiber switched away
+  // (finish_switch), read by the thread that resumes it. Handed over through the run queue
+  // (release push / acquire pop) or the park protocol, never touched concurrently.
+  RawContext ctx = nullptr;
+  SanitizerIdentity san;
+
+  // --- Intrusive link. Owned by whichever queue holds the fiber (injection queue, wait list,
+  // free list, a custom policy's list through TaskRef::link()).
+  Fiber* next = nullptr;
+  void* policy_link = nullptr;
+
+  // --- Permit-based park/unpark (ParkState). Atomic: the fiber itself and any waker.
+  std::atomic<std::uint32_t> park_state{kParkRunning};
+  // References: one for the running fiber, one for the JoinHandle. Atomic, acq_rel; the thread
+  // that drops the last one frees the fiber.
+  std::atomic<std::uint32_t> refs{0};
+  // Join word: 0 = running, no joiner; 1 = done; otherwise a Waker (see parker.hpp) of the one
+  // joiner. Writers: the joiner (CAS 0 -> waker) and the fiber at exit (exchange -> 1).
+  std::atomic<std::uintptr_t> join_word{0};
+
+  // --- Owner-only fields (the thread running it, or whoever holds it while not running).
+  FiberState state = FiberState::Init;
+  WaitReason wait_reason = WaitReason::None;
+  bool joined = false;  // the JoinHandle consumed the result (set before the last release)
+  int priority = 0;
+  std::uint64_t id = 0;
+  // Timer generation: a timer entry fires only if its generation still matches. Monotonic for
+  // the life of the slot (see file comment). Written by the fiber when it arms a timer, read
+  // (relaxed) by the core that expires the entry; a stale read only causes a spurious unpark,
+  // which every park loop tolerates.
+  std::atomic<std::uint64_t> timer_gen{0};
+  char name[32] = {0};
+
+  // --- Fixed at slot construction.
+  RuntimeImpl* rt = nullptr;
+  char* slot_base = nullptr;    // guard page; the usable stack starts one page above
+  char* stack_top = nullptr;    // highest usable address below this Fiber and its storage
+  std::size_t stack_usable = 0;  // bytes from slot_base + page to stack_top when created
+
+  // --- Spawned task (upcall/detail/spawn_raw.hpp). Set at create, read by the fiber and by
+  // the last releaser.
+  const detail::TaskVTable* vtable = nullptr;
+  void* storage = nullptr;
+};
+
+inline detail::FiberHandle* to_handle(Fiber* f) { return reinterpret_cast<detail::FiberHandle*>(f); }
+inline Fiber* from_handle(detail::FiberHandle* h) { return reinterpret_cast<Fiber*>(h); }
+
+}  // namespace upcall::rt

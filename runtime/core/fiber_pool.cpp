@@ -1,0 +1,114 @@
+// runtime/core/fiber_pool.cpp: fibers and their stacks. A Fiber is built once at the top of
+// its stack slot and recycled with it: a per-core cache (holder-only, no lock) in front of a
+// global free list (free_mu) in front of the stack pool's slab growth. Spawning therefore costs
+// no system call and no heap allocation once the pool is warm.
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "runtime/core/check.hpp"
+#include "runtime/core/runtime_impl.hpp"
+
+namespace upcall::rt {
+
+RawContext make_fiber_context(Fiber* f, void* sp, std::size_t size);  // switch.cpp
+
+namespace {
+std::atomic<std::uint64_t> g_next_fiber_id{1};
+
+[[noreturn]] void throw_exhausted(const StackPool& pool, int err) {
+  std::string msg = "upcall: cannot allocate a fiber stack";
+  if (pool.guard() == StackPool::Guard::mprotect && pool.slots_mapped() >= pool.mprotect_budget())
+    msg += " (mprotect guard budget of " + std::to_string(pool.mprotect_budget()) +
+           " stacks reached: vm.max_map_count; a kernel >= 6.13 lifts it)";
+  throw std::system_error(err, std::generic_category(), msg);
+}
+}  // namespace
+
+Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
+  if (spec.size > stacks.usable_size() / 2)
+    throw std::length_error("upcall::spawn: the callable and its result take " +
+                            std::to_string(spec.size) + " bytes, more than half of a " +
+                            std::to_string(stacks.usable_size() / 1024) +
+                            " KiB fiber stack; capture large data by pointer or raise "
+                            "UPCALL_STACK_SIZE");
+  Fiber* f = nullptr;
+  if (here && !here->fiber_cache.empty()) {
+    f = here->fiber_cache.back();
+    here->fiber_cache.pop_back();
+  } else {
+    std::lock_guard<std::mutex> lock(free_mu);
+    if (free_fibers.empty()) {
+      std::vector<char*> slots;
+      const int rc = stacks.grow(slots);
+      if (rc < 0) throw_exhausted(stacks, -rc);
+      for (char* slot : slots) {
+        auto* nf = ::new (slot + stacks.slot_size() - sizeof(Fiber)) Fiber();
+        nf->rt = this;
+        nf->slot_base = slot;
+        free_fibers.push_back(nf);
+      }
+    }
+    f = free_fibers.back();
+    free_fibers.pop_back();
+  }
+  // Storage for the callable and its result sits just below the control block.
+  const std::size_t align = spec.align < 16 ? 16 : spec.align;
+  auto top = reinterpret_cast<std::uintptr_t>(f);
+  const std::uintptr_t storage = (top - spec.size) & ~(static_cast<std::uintptr_t>(align) - 1);
+  const std::uintptr_t stack_top = storage & ~std::uintptr_t{15};
+  const std::uintptr_t bottom = reinterpret_cast<std::uintptr_t>(f->slot_base) + stacks.page_size();
+  live_fibers.fetch_add(1, std::memory_order_relaxed);
+  stacks_in_use.fetch_add(1, std::memory_order_relaxed);
+  fibers_spawned.fetch_add(1, std::memory_order_relaxed);
+  f->storage = reinterpret_cast<void*>(storage);
+  f->stack_top = reinterpret_cast<char*>(stack_top);
+  f->stack_usable = stack_top - bottom;
+  f->vtable = spec.vtable;
+  f->next = nullptr;
+  f->policy_link = nullptr;
+  f->park_state.store(kParkRunning, std::memory_order_relaxed);
+  f->refs.store(2, std::memory_order_relaxed);  // the fiber's own and the JoinHandle's
+  f->join_word.store(0, std::memory_order_relaxed);
+  f->state = FiberState::Init;
+  f->wait_reason = WaitReason::None;
+  f->joined = false;
+  f->priority = spec.priority;
+  f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  if (spec.name) {
+    std::strncpy(f->name, spec.name, sizeof(f->name) - 1);
+    f->name[sizeof(f->name) - 1] = 0;
+  } else {
+    f->name[0] = 0;
+  }
+  sanitizer_stack_reuse(reinterpret_cast<void*>(bottom), f->stack_usable);
+  sanitizer_identity_init(f->san, reinterpret_cast<void*>(bottom), f->stack_usable);
+  f->ctx = make_fiber_context(f, reinterpret_cast<void*>(stack_top), f->stack_usable);
+  return f;
+}
+
+void RuntimeImpl::free_fiber(Fiber* f, Core* here) noexcept {
+  // A fiber still in Init was never started (its storage was never built): no dispose.
+  if (f->vtable && f->state != FiberState::Init) f->vtable->dispose(f->storage, f->joined);
+  f->vtable = nullptr;
+  sanitizer_identity_destroy(f->san);
+  if (here && here->rt == this && here->fiber_cache.size() < kFiberCacheMax) {
+    here->fiber_cache.push_back(f);
+  } else {
+    std::lock_guard<std::mutex> lock(free_mu);
+    free_fibers.push_back(f);
+  }
+  stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
+  // release: pairs with shutdown's acquire load; everything above happened before.
+  live_fibers.fetch_sub(1, std::memory_order_release);
+}
+
+void RuntimeImpl::drop_ref(Fiber* f) noexcept {
+  // acq_rel: release publishes this side's last writes (e.g. `joined`), acquire makes the
+  // other side's visible to whoever frees.
+  if (f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_fiber(f, current_core());
+}
+
+}  // namespace upcall::rt

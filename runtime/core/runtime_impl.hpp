@@ -1,0 +1,113 @@
+// runtime/core/runtime_impl.hpp: the state of one runtime and the scheduler operations on it.
+// Start-up and shutdown live in runtime_impl.cpp, the scheduling decisions (ready, next, steal,
+// idle) in runtime/sched/scheduler.cpp, context switching in runtime/core/switch.cpp, the fiber
+// pool in runtime/core/fiber_pool.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "runtime/context/stack_pool.hpp"
+#include "runtime/core/core.hpp"
+#include "runtime/sched/inject_queue.hpp"
+#include "upcall/options.hpp"
+#include "upcall/policy.hpp"
+#include "upcall/stats.hpp"
+
+namespace upcall::rt {
+
+// Tuning constants (bench/RESULTS.md names the benchmark that chose each).
+inline constexpr std::uint32_t kFairnessTick = 61;  // as Go: poll globals every 61st decision
+inline constexpr std::uint32_t kLifoStreakMax = 3;  // as Tokio: then the FIFO gets a turn
+inline constexpr std::size_t kFiberCacheMax = 128;  // per-core free fibers before spilling
+inline constexpr int kMaxThreadsPerCore = 64;       // activations per core, spares included
+
+class RuntimeImpl {
+ public:
+  explicit RuntimeImpl(const Options& opts);
+  ~RuntimeImpl();
+
+  // --- Fibers (fiber_pool.cpp). Throw std::system_error on exhaustion.
+  Fiber* alloc_fiber(Core* here, const detail::SpawnSpec& spec);
+  void free_fiber(Fiber* f, Core* here) noexcept;
+  void drop_ref(Fiber* f) noexcept;
+
+  // --- Scheduling (runtime/sched/scheduler.cpp).
+  // Makes a fiber ready. `here` is the caller's held core, or nullptr from any other thread.
+  void make_ready(Fiber* f, TaskEvent why, Core* here);
+  // The holder's quick pick for a direct fiber-to-fiber switch: LIFO slot, local queue, and
+  // every kFairnessTick-th call the injection queue and timers. nullptr: go to the loop.
+  Fiber* next_local(Core* c);
+  // The loop's full search: next_local, injection queue, timers, stealing.
+  Fiber* find_work(Core* c);
+  // Idle: spin, then park; returns when there may be work, or false at shutdown.
+  bool idle(Activation* a, Core* c);
+  // Wakes a parked core if work became available and nobody is searching. `fenced` says the
+  // caller already issued a seq_cst operation after publishing the work.
+  void wake_idle_core(bool remote);
+  void wake_all_cores();
+  // The core found work: give back its spinning token (and wake a helper if more is visible).
+  void stop_spinning(Core* c);
+  void expire_timers(Core* c, std::int64_t now_ns);
+
+  // --- Activations (activation.cpp).
+  void start_thread(Activation* a);
+  Activation* new_activation(Core* c);
+  // Hands the core held by `a` to a spare (creating one if needed). False at the thread cap.
+  bool hand_core_to_spare(Activation* a);
+  // Parks `a` as a spare of its core until it is handed the core (true) or shut down (false).
+  bool wait_as_spare(Activation* a);
+  void thread_main(Activation* a);
+  void loop(Activation* a);
+
+  // --- Shutdown (runtime_impl.cpp).
+  void shutdown();
+  bool quiescent() const;
+
+  // --- State.
+  EffectiveConfig cfg;
+  std::shared_ptr<Policy> policy_owner;
+  Policy* policy = nullptr;  // nullptr: the built-in FIFO + stealing fast path
+  std::vector<std::unique_ptr<Core>> cores;
+  InjectQueue inject;
+  StackPool stacks;
+
+  // Idle cores (Go's pidle + nmspinning). n_spinning counts cores searching for work; a waker
+  // that sees one skips waking. Writers use seq_cst RMWs: the Dekker pairing with wakers is
+  // written out in runtime/sched/scheduler.cpp.
+  std::atomic<int> n_spinning{0};
+  std::atomic<int> n_idle{0};
+  std::mutex idle_mu;               // guards idle_list and Core::idle_listed
+  std::vector<Core*> idle_list;
+
+  // Global fiber free list (fibers spilled from core caches or freed off-core).
+  std::mutex free_mu;
+  std::vector<Fiber*> free_fibers;  // guarded by free_mu
+
+  // Threads.
+  std::mutex threads_mu;
+  std::vector<std::unique_ptr<Activation>> activations;  // guarded by threads_mu
+  std::vector<std::thread> threads;                      // guarded by threads_mu
+  std::atomic<int> thread_count{0};
+
+  // Counters and lifecycle (relaxed unless noted).
+  std::atomic<std::uint64_t> live_fibers{0};     // release on decrement to 0: shutdown's acquire
+  std::atomic<std::uint64_t> fibers_spawned{0};
+  std::atomic<std::uint64_t> fibers_finished{0};
+  std::atomic<std::uint64_t> stacks_in_use{0};
+  std::atomic<std::uint64_t> blocking_inline{0};
+  std::atomic<int> blocking_inflight{0};
+  std::atomic<std::int64_t> timers_armed{0};
+  std::atomic<bool> stopping{false};  // no new spawns from outside
+  std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)
+};
+
+std::int64_t now_ns() noexcept;
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns);
+void futex_wake(std::atomic<std::uint32_t>* word, int n);
+
+}  // namespace upcall::rt

@@ -1,0 +1,186 @@
+// runtime/core/switch.cpp: every context switch of the runtime, and the operations that are
+// nothing but a switch with a post-action: yield, park, fiber exit, the start of a fiber.
+//
+// The switch protocol (a fiber's context is only ever published after it was saved):
+//  1. The switching context fills its activation's SwitchRecord {from, action}, announces the
+//     switch to the sanitizers and calls jump_context(target, &record).
+//  2. The resumed context (a fiber, or the activation's loop) calls finish_switch(transfer)
+//     first: it stores transfer.fctx, the suspended context, into `from` (or the loop slot).
+//  3. Only then does it run `action` for `from`: requeue it (yield), commit its park, drop its
+//     reference (exit), or reinject it (blocking return). So no other thread can resume `from`
+//     before its context is complete.
+// The record lives in the activation of the thread that jumped; the resumed side runs on that
+// same thread, so it reads the record without any synchronisation.
+#include <sched.h>
+
+#include <cstring>
+
+#include "runtime/core/check.hpp"
+#include "runtime/core/runtime_impl.hpp"
+#include "runtime/sync/parker.hpp"
+
+namespace upcall::rt {
+
+namespace {
+
+void run_post_action(SwitchRecord& sw) {
+  Fiber* from = sw.from;
+  const PostAction act = sw.action;
+  sw.action = PostAction::none;
+  switch (act) {
+    case PostAction::none:
+      return;
+    case PostAction::requeue:
+      from->state = FiberState::Ready;
+      from->rt->make_ready(from, TaskEvent::task_yield, sw.self->core);
+      return;
+    case PostAction::commit_park: {
+      std::uint32_t expected = kParkRunning;
+      // acq_rel: release publishes the saved context to the unparker that will see Parked
+      // (its CAS Parked -> Running acquires); acquire pairs with a permit's release.
+      if (from->park_state.compare_exchange_strong(expected, kParkParked,
+                                                   std::memory_order_acq_rel)) {
+        if (from->rt->policy) from->rt->policy->on_blocked(sw.self->core->index, TaskRef(from));
+        return;
+      }
+      // A permit arrived between the decision to park and now: consume it and stay ready.
+      UPCALL_DCHECK(expected == kParkNotified, "commit_park: unexpected park state");
+      from->park_state.store(kParkRunning, std::memory_order_relaxed);
+      from->state = FiberState::Ready;
+      from->rt->make_ready(from, TaskEvent::task_wakeup, sw.self->core);
+      return;
+    }
+    case PostAction::release:
+      from->rt->drop_ref(from);
+      return;
+    case PostAction::reinject:
+      from->state = FiberState::Ready;
+      from->rt->make_ready(from, TaskEvent::task_wakeup, nullptr);
+      from->rt->blocking_inflight.fetch_sub(1, std::memory_order_release);
+      return;
+  }
+}
+
+void finish_switch(Transfer t) {
+  auto* sw = static_cast<SwitchRecord*>(t.data);
+  if (sw->from)
+    sw->from->ctx = t.fctx;
+  else
+    sw->self->loop_ctx = t.fctx;
+  run_post_action(*sw);
+}
+
+// Switches from the running context of `a` (fiber `from`, or the loop when from == nullptr) to
+// fiber `to` (or the loop when to == nullptr). Returns when `from` is resumed, possibly on
+// another thread.
+void switch_context(Activation* a, Fiber* from, Fiber* to, PostAction act) {
+  a->sw.self = a;
+  a->sw.from = from;
+  a->sw.action = act;
+  a->current = to;
+  SanitizerIdentity& from_san = from ? from->san : a->loop_san;
+  SanitizerIdentity& to_san = to ? to->san : a->loop_san;
+  RawContext target = to ? to->ctx : a->loop_ctx;
+  if (to) {
+    to->state = FiberState::Running;
+    bump(a->core->counters.switches);
+  }
+  sanitizer_before_switch(from_san, to_san, act == PostAction::release);
+  // Safety: `target` was saved by finish_switch (or made by make_context) and was taken from a
+  // run queue / the loop slot by this thread alone, so nobody else resumes it.
+  Transfer t = jump_context(target, &a->sw);
+  // Resumed. `from` may now run on another thread: re-read the activation through the record.
+  sanitizer_after_switch(from_san);
+  finish_switch(t);
+}
+
+[[noreturn]] void fiber_entry_finish(Fiber* self);
+
+void fiber_entry(Transfer t) {
+  auto* sw = static_cast<SwitchRecord*>(t.data);
+  Fiber* self = sw->self->current;
+  sanitizer_after_switch(self->san);
+  finish_switch(t);
+  self->vtable->run(self->storage);
+  fiber_entry_finish(self);
+}
+
+// Gives the core of `a` to the next ready fiber, or to the loop.
+void switch_away(Activation* a, Fiber* self, PostAction act) {
+  Fiber* next = a->core->rt->next_local(a->core);
+  switch_context(a, self, next, act);
+}
+
+[[noreturn]] void fiber_entry_finish(Fiber* self) {
+  self->state = FiberState::Done;
+  RuntimeImpl* rt = self->rt;
+  rt->fibers_finished.fetch_add(1, std::memory_order_relaxed);
+  // acq_rel: release publishes the result to the joiner (which acquires join_word == 1);
+  // acquire pairs with the joiner's registration CAS so its waker is complete.
+  const std::uintptr_t joiner = self->join_word.exchange(1, std::memory_order_acq_rel);
+  if (joiner > 1) unpark_waker(joiner);
+  Activation* a = current_activation();
+  UPCALL_CHECK(a && a->current == self, "fiber exit off its thread");
+  if (rt->policy) rt->policy->on_dead(a->core->index, TaskRef(self));
+  switch_away(a, self, PostAction::release);
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+RawContext make_fiber_context(Fiber* f, void* sp, std::size_t size) {
+  return make_context(sp, size, &fiber_entry);
+}
+
+void run_fiber_from_loop(Activation* a, Fiber* f) { switch_context(a, nullptr, f, PostAction::none); }
+
+void enter_fiber_thread(Activation* a) { sanitizer_identity_of_thread(a->loop_san); }
+
+void yield_current() {
+  Activation* a = current_activation();
+  Fiber* self = a ? a->current : nullptr;
+  if (!self || a->core->holder.load(std::memory_order_relaxed) != a) {
+    sched_yield();
+    return;
+  }
+  Fiber* next = self->rt->next_local(a->core);
+  if (!next) return;  // nothing else ready here: keep running
+  switch_context(a, self, next, PostAction::requeue);
+}
+
+void park_current_fiber(Activation* a, Fiber* self) {
+  std::uint32_t s = kParkNotified;
+  // Fast path: a permit is already there. acquire pairs with the unparker's release.
+  if (self->park_state.compare_exchange_strong(s, kParkRunning, std::memory_order_acquire))
+    return;
+  self->state = FiberState::Waiting;
+  switch_away(a, self, PostAction::commit_park);
+}
+
+void unpark_fiber(Fiber* f) {
+  std::uint32_t s = f->park_state.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s == kParkParked) {
+      // acquire pairs with commit_park's release: f's context is saved and complete.
+      if (f->park_state.compare_exchange_weak(s, kParkRunning, std::memory_order_acquire)) {
+        f->state = FiberState::Ready;
+        f->rt->make_ready(f, TaskEvent::task_wakeup, current_core());
+        return;
+      }
+    } else if (s == kParkRunning) {
+      // Leave a permit; the parker's commit (or its fast path) consumes it.
+      if (f->park_state.compare_exchange_weak(s, kParkNotified, std::memory_order_release))
+        return;
+    } else {
+      return;  // already notified
+    }
+  }
+}
+
+void blocking_return(Activation* a, Fiber* self) {
+  // The thread holds no core: switch to its own loop, which will park it as a spare; the
+  // post-action (run there, after the context is saved) hands the fiber to a core.
+  switch_context(a, self, nullptr, PostAction::reinject);
+}
+
+}  // namespace upcall::rt

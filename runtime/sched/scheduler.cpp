@@ -1,0 +1,332 @@
+// runtime/sched/scheduler.cpp: the built-in policy (per-core FIFO with a LIFO slot, a global
+// injection queue, random-victim work stealing of half a queue) and the idle protocol of cores
+// (spin, then park in the kernel). A custom Policy replaces the queue decisions; the idle
+// protocol stays.
+//
+// No-lost-wakeup protocol between an idle core P and a waker W (after Go's proc.go):
+//  W1. W publishes work: a local push (holder's own queue) or an injection-queue push, whose
+//      length update is a seq_cst RMW.
+//  W2. W reads n_spinning and n_idle (seq_cst after a remote push). If someone spins, W leaves
+//      it to them; else if some core is idle, W takes a spinning token (CAS 0 -> 1) on the idle
+//      core's behalf, pops it from idle_list and clears its park_word (futex wake).
+//  P1. P, out of work, has spun for its budget. Under idle_mu it enters idle_list, bumps n_idle
+//      (seq_cst) and sets park_word = 1.
+//  P2. P gives up its spinning token: n_spinning.fetch_sub (seq_cst RMW, a full fence).
+//  P3. P re-checks every queue (injection length seq_cst, every run queue). Work seen: P leaves
+//      idle_list itself (if still listed; otherwise a waker already dequeued it and P waits for
+//      its park_word to clear) and searches again.
+//  P4. P sleeps on park_word while it is 1 (futex, timeout = its next timer).
+// Correctness: W1 < W2 and P1 < P2 < P3 are ordered by seq_cst operations. If W2 read n_idle
+// before P1, then W1 precedes P3 in the total order and P3 sees the work. If W2 saw P's
+// increment, W wakes a core. If W2 saw another spinner S, S's own P2 (fetch_sub) comes after
+// W2's read, so S's P3 sees the work. A holder's local push skips the fence (W2 with relaxed
+// loads): it cannot lose progress, the holder runs its own queue itself; it can only delay
+// another core's help until the next wake-up.
+#include <sched.h>
+
+#include <chrono>
+
+#include "runtime/core/check.hpp"
+#include "runtime/core/runtime_impl.hpp"
+#include "runtime/sync/parker.hpp"
+
+namespace upcall::rt {
+
+namespace {
+
+std::uint64_t xorshift(std::uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+inline void cpu_relax() { __builtin_ia32_pause(); }
+
+// Holder only: puts f at the tail of c's queue, spilling half of it to the injection queue
+// when full (Go's runqputslow).
+void push_local(RuntimeImpl* rt, Core* c, Fiber* f) {
+  if (__builtin_expect(c->rq.push(f), 1)) return;
+  Fiber* batch[RunQueue::kCapacity / 2 + 1];
+  const std::uint32_t n = c->rq.pop_batch(batch, RunQueue::kCapacity / 2);
+  batch[n] = f;
+  for (std::uint32_t i = 0; i < n; ++i) batch[i]->next = batch[i + 1];
+  rt->inject.push_chain(batch[0], batch[n], n + 1);
+}
+
+// Holder only: moves up to a share of the injection queue into c's queue; returns one to run.
+Fiber* take_injected(RuntimeImpl* rt, Core* c) {
+  const std::size_t len = rt->inject.size_relaxed();
+  if (len == 0) return nullptr;
+  std::size_t want = len / rt->cores.size() + 1;
+  if (want > RunQueue::kCapacity / 2) want = RunQueue::kCapacity / 2;
+  std::size_t n = 0;
+  Fiber* f = rt->inject.pop_batch(want, &n);
+  if (!f) return nullptr;
+  Fiber* rest = f->next;
+  while (rest) {
+    Fiber* nx = rest->next;
+    push_local(rt, c, rest);
+    rest = nx;
+  }
+  return f;
+}
+
+}  // namespace
+
+void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here) {
+  if (policy) {
+    policy->enqueue(here ? here->index : -1, TaskRef(f), why);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // W1 < W2 for the policy's queues
+    wake_idle_core(true);
+    return;
+  }
+  if (!here) {
+    inject.push(f);  // seq_cst length update: W1
+    wake_idle_core(true);
+    return;
+  }
+  if (why == TaskEvent::task_wakeup) {
+    // acq_rel: release publishes f to a thief's exchange; acquire takes over the displaced one.
+    Fiber* prev = here->lifo.exchange(f, std::memory_order_acq_rel);
+    if (prev) push_local(this, here, prev);
+  } else {
+    push_local(this, here, f);
+  }
+  if (n_idle.load(std::memory_order_relaxed) != 0 &&
+      n_spinning.load(std::memory_order_relaxed) == 0)
+    wake_idle_core(false);
+}
+
+Fiber* RuntimeImpl::next_local(Core* c) {
+  if (policy) {
+    TaskRef t = policy->pick_next(c->index);
+    if (!t && (++c->tick % kFairnessTick) == 0 && !c->timers.empty())
+      expire_timers(c, now_ns());
+    return static_cast<Fiber*>(t.raw());
+  }
+  if (__builtin_expect((++c->tick % kFairnessTick) == 0, 0)) {
+    if (!c->timers.empty()) expire_timers(c, now_ns());
+    if (Fiber* f = take_injected(this, c)) {
+      // Fairness: the injected fiber goes behind the local ones it displaced in time.
+      push_local(this, c, f);
+    }
+  }
+  if (c->lifo_streak < kLifoStreakMax && c->lifo.load(std::memory_order_relaxed)) {
+    if (Fiber* f = c->lifo.exchange(nullptr, std::memory_order_acq_rel)) {
+      ++c->lifo_streak;
+      return f;
+    }
+  }
+  c->lifo_streak = 0;
+  if (Fiber* f = c->rq.pop()) return f;
+  if (c->lifo.load(std::memory_order_relaxed))
+    return c->lifo.exchange(nullptr, std::memory_order_acq_rel);
+  return nullptr;
+}
+
+void RuntimeImpl::expire_timers(Core* c, std::int64_t now) {
+  const std::size_t before = c->timers.size();
+  const std::size_t fired = c->timers.expire(now, [&](Fiber* f) { unpark_fiber(f); });
+  const std::size_t removed = before - c->timers.size();
+  if (removed) timers_armed.fetch_sub(static_cast<std::int64_t>(removed), std::memory_order_relaxed);
+  if (fired) bump(c->counters.timers_fired, fired);
+}
+
+Fiber* RuntimeImpl::find_work(Core* c) {
+  if (Fiber* f = next_local(c)) return f;
+  if (!c->timers.empty() && c->timers.next_deadline() <= now_ns()) {
+    expire_timers(c, now_ns());
+    if (Fiber* f = next_local(c)) return f;
+  }
+  if (policy) {
+    TaskRef t = policy->steal(c->index);
+    return static_cast<Fiber*>(t.raw());
+  }
+  if (Fiber* f = take_injected(this, c)) return f;
+  // Steal: start at a random victim, take half its queue, or its LIFO slot.
+  const std::size_t n = cores.size();
+  if (n < 2) return nullptr;
+  const std::size_t start = xorshift(c->rng) % n;
+  for (std::size_t i = 0; i < n; ++i) {
+    Core* v = cores[(start + i) % n].get();
+    if (v == c) continue;
+    std::uint32_t taken = 0;
+    if (Fiber* f = v->rq.steal_into(c->rq, &taken)) {
+      bump(c->counters.steals);
+      bump(c->counters.stolen_fibers, taken);
+      return f;
+    }
+    if (v->lifo.load(std::memory_order_relaxed)) {
+      if (Fiber* f = v->lifo.exchange(nullptr, std::memory_order_acq_rel)) {
+        bump(c->counters.steals);
+        bump(c->counters.stolen_fibers);
+        return f;
+      }
+    }
+  }
+  return nullptr;
+}
+
+void RuntimeImpl::wake_idle_core(bool remote) {
+  if (remote) {
+    if (n_spinning.load(std::memory_order_seq_cst) != 0) return;
+    if (n_idle.load(std::memory_order_seq_cst) == 0) return;
+  }
+  int zero = 0;
+  // Take a spinning token for the core we wake, so concurrent wakers do not wake a second one.
+  if (!n_spinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+  Core* target = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(idle_mu);
+    if (!idle_list.empty()) {
+      target = idle_list.back();
+      idle_list.pop_back();
+      target->idle_listed = false;
+      n_idle.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (!target) {
+    n_spinning.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  if (Core* here = current_core()) bump(here->counters.wakeups_sent);
+  // release: pairs with the woken core's acquire load of park_word (P4).
+  target->park_word.store(0, std::memory_order_release);
+  futex_wake(&target->park_word, 1);
+}
+
+void RuntimeImpl::wake_all_cores() {
+  std::lock_guard<std::mutex> lock(idle_mu);
+  for (auto& c : cores) {
+    c->park_word.store(0, std::memory_order_release);
+    futex_wake(&c->park_word, 1);
+  }
+}
+
+namespace {
+// P3: is there anything a parked core should wake up for?
+bool work_visible(RuntimeImpl* rt, Core* self) {
+  if (rt->inject.size() != 0) return true;
+  for (auto& c : rt->cores) {
+    if (!c->rq.empty_hint()) return true;
+    if (c.get() != self && c->lifo.load(std::memory_order_seq_cst)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void RuntimeImpl::stop_spinning(Core* c) {
+  RuntimeImpl* rt = this;
+  if (!c->spinning) return;
+  c->spinning = false;
+  // Go's resetspinning: the last spinner that found work makes sure someone else looks at the
+  // rest, when there is visibly more.
+  if (rt->n_spinning.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      (!c->rq.empty_hint() || rt->inject.size() != 0))
+    rt->wake_idle_core(false);
+}
+
+bool RuntimeImpl::idle(Activation* a, Core* c) {
+  (void)a;
+  if (!c->spinning) {
+    c->spinning = true;
+    n_spinning.fetch_add(1, std::memory_order_seq_cst);
+  }
+  // Spin phase: poll for work without sleeping.
+  const bool poll_forever = cfg.idle == IdleMode::poll;
+  const std::int64_t spin_until = now_ns() + static_cast<std::int64_t>(cfg.spin_us) * 1000;
+  for (unsigned iter = 0;; ++iter) {
+    if (stopped.load(std::memory_order_acquire)) {
+      stop_spinning(c);
+      return false;
+    }
+    if (!c->rq.empty_hint() || c->lifo.load(std::memory_order_relaxed) ||
+        inject.size_relaxed() != 0 || (iter % 8 == 0 && work_visible(this, c)) ||
+        (!c->timers.empty() && c->timers.next_deadline() <= now_ns())) {
+      stop_spinning(c);
+      return true;
+    }
+    if (!poll_forever && (iter % 16 == 0) && now_ns() >= spin_until) break;
+    cpu_relax();
+    if (poll_forever && iter % 1024 == 1023) sched_yield();
+  }
+  // P1.
+  {
+    std::lock_guard<std::mutex> lock(idle_mu);
+    c->park_word.store(1, std::memory_order_relaxed);
+    c->idle_listed = true;
+    idle_list.push_back(c);
+    n_idle.fetch_add(1, std::memory_order_seq_cst);
+  }
+  // P2.
+  c->spinning = false;
+  n_spinning.fetch_sub(1, std::memory_order_seq_cst);
+  // P3.
+  bool leave = work_visible(this, c) || stopped.load(std::memory_order_acquire);
+  bump(c->counters.parks);
+  for (;;) {
+    if (leave) {
+      bool self_removed = false;
+      {
+        std::lock_guard<std::mutex> lock(idle_mu);
+        if (c->idle_listed) {
+          c->idle_listed = false;
+          for (auto it = idle_list.begin(); it != idle_list.end(); ++it)
+            if (*it == c) {
+              idle_list.erase(it);
+              break;
+            }
+          n_idle.fetch_sub(1, std::memory_order_seq_cst);
+          c->park_word.store(0, std::memory_order_relaxed);
+          self_removed = true;
+        }
+      }
+      if (self_removed) {
+        // Search again with our own spinning token.
+        c->spinning = true;
+        n_spinning.fetch_add(1, std::memory_order_seq_cst);
+        return !stopped.load(std::memory_order_acquire);
+      }
+      // A waker dequeued us and is about to clear park_word; it handed us its token.
+      while (c->park_word.load(std::memory_order_acquire) != 0) cpu_relax();
+      c->spinning = true;
+      return !stopped.load(std::memory_order_acquire);
+    }
+    // P4: sleep until woken, or until the next timer of this core is due.
+    std::int64_t timeout = -1;
+    if (!c->timers.empty()) {
+      timeout = c->timers.next_deadline() - now_ns();
+      if (timeout <= 0) {
+        leave = true;
+        continue;
+      }
+    }
+    futex_wait(&c->park_word, 1, timeout);
+    if (c->park_word.load(std::memory_order_acquire) == 0) {
+      c->spinning = true;  // the waker's token (or shutdown's wake, checked by the caller)
+      if (stopped.load(std::memory_order_acquire)) {
+        // Shutdown cleared park_word without handing a token over.
+        c->spinning = false;
+        std::lock_guard<std::mutex> lock(idle_mu);
+        if (c->idle_listed) {
+          c->idle_listed = false;
+          for (auto it = idle_list.begin(); it != idle_list.end(); ++it)
+            if (*it == c) {
+              idle_list.erase(it);
+              break;
+            }
+          n_idle.fetch_sub(1, std::memory_order_seq_cst);
+        }
+        return false;
+      }
+      return true;
+    }
+    // Timeout or spurious return: leave when a timer is due, else sleep again.
+    if (!c->timers.empty() && c->timers.next_deadline() <= now_ns()) leave = true;
+    if (stopped.load(std::memory_order_acquire)) leave = true;
+  }
+}
+
+}  // namespace upcall::rt

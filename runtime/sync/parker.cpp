@@ -1,0 +1,83 @@
+// runtime/sync/parker.cpp: the thread side of park/unpark (a futex per thread, pooled and
+// never freed) and the dispatch between fiber and thread wakers. The fiber side is a context
+// switch and lives in runtime/core/switch.cpp.
+#include "runtime/sync/parker.hpp"
+
+#include <mutex>
+
+#include "runtime/core/core.hpp"
+#include "runtime/core/runtime_impl.hpp"
+
+namespace upcall::rt {
+
+namespace {
+constexpr std::uint32_t kEmpty = 0, kNotified = 1, kParked = 2;
+
+std::mutex g_pool_mu;
+ThreadParker* g_pool = nullptr;  // guarded by g_pool_mu; parkers are never deleted
+
+ThreadParker* acquire_parker() {
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  if (ThreadParker* p = g_pool) {
+    g_pool = p->next_free;
+    return p;
+  }
+  return new ThreadParker();  // intentionally never freed: see parker.hpp
+}
+
+struct ThreadParkerSlot {
+  ThreadParker* p = acquire_parker();
+  ~ThreadParkerSlot() {
+    std::lock_guard<std::mutex> lock(g_pool_mu);
+    p->next_free = g_pool;
+    g_pool = p;
+  }
+};
+
+ThreadParker* this_thread_parker() {
+  thread_local ThreadParkerSlot slot;
+  return slot.p;
+}
+}  // namespace
+
+void ThreadParker::park() {
+  // acquire: pairs with unpark's release exchange, so the waker's writes are visible.
+  if (state.exchange(kEmpty, std::memory_order_acquire) == kNotified) return;
+  std::uint32_t e = kEmpty;
+  if (!state.compare_exchange_strong(e, kParked, std::memory_order_acquire)) {
+    state.store(kEmpty, std::memory_order_relaxed);  // e == kNotified: consume it
+    return;
+  }
+  for (;;) {
+    futex_wait(&state, kParked, -1);
+    std::uint32_t n = kNotified;
+    if (state.compare_exchange_strong(n, kEmpty, std::memory_order_acquire)) return;
+  }
+}
+
+void ThreadParker::unpark() {
+  if (state.exchange(kNotified, std::memory_order_release) == kParked) futex_wake(&state, 1);
+}
+
+Waker current_waker() noexcept {
+  if (Fiber* f = current_fiber()) return waker_of(f);
+  return waker_of(this_thread_parker());
+}
+
+void park_current() noexcept {
+  Activation* a = current_activation();
+  if (Fiber* f = current_fiber()) {
+    park_current_fiber(a, f);
+    return;
+  }
+  this_thread_parker()->park();
+}
+
+void unpark_waker(Waker w) noexcept {
+  if (w & 1u)
+    reinterpret_cast<ThreadParker*>(w & ~std::uintptr_t{1})->unpark();
+  else
+    unpark_fiber(reinterpret_cast<Fiber*>(w));
+}
+
+}  // namespace upcall::rt

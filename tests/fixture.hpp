@@ -1,0 +1,49 @@
+// tests/fixture.hpp: the runtime test fixture. Every test derived from RuntimeTest runs once
+// per core count (1 and 2), and fails in teardown when fibers or stacks leaked: every fiber a
+// test spawned must be finished and released by the end of the test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "upcall/upcall.hpp"
+
+namespace upcall::test {
+
+class RuntimeTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    Options o;
+    o.cores = GetParam();
+    rt_ = std::make_unique<Runtime>(std::move(o));
+  }
+  void TearDown() override {
+    // A finished fiber drops its own reference right after it switched away, so allow the
+    // last release a moment to land.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while ((rt_->live_fibers() != 0 || rt_->stacks_in_use() != 0) &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(rt_->live_fibers(), 0u) << "fibers leaked by this test";
+    EXPECT_EQ(rt_->stacks_in_use(), 0u) << "stacks leaked by this test";
+    rt_.reset();
+  }
+  Runtime& rt() { return *rt_; }
+  std::unique_ptr<Runtime> rt_;
+};
+
+inline std::string CoresName(const ::testing::TestParamInfo<int>& info) {
+  return std::to_string(info.param) + "cores";
+}
+
+// Cores available to tests: 2 when the machine has them, else 1.
+inline int MaxTestCores() { return std::thread::hardware_concurrency() >= 2 ? 2 : 1; }
+
+#define UPCALL_INSTANTIATE_CORES(Suite) \
+  INSTANTIATE_TEST_SUITE_P(Cores, Suite, ::testing::Values(1, ::upcall::test::MaxTestCores()), \
+                           ::upcall::test::CoresName)
+
+}  // namespace upcall::test
