@@ -9,15 +9,17 @@
 #include <type_traits>
 #include <utility>
 
+#include "upcall/detail/config.hpp"
+
 namespace upcall {
 
 namespace detail {
 // Hands the calling fiber's core to a spare thread. Returns false when called outside a fiber
 // (nothing to hand over) or when the runtime's thread cap was reached (then f runs in place,
 // counted in RuntimeStats::blocking_inline and announced once on stderr).
-bool blocking_enter();
+UPCALL_API bool blocking_enter();
 // Suspends the fiber on this thread and puts it back on a run queue; the thread becomes a spare.
-void blocking_exit();
+UPCALL_API void blocking_exit();
 }  // namespace detail
 
 // Runs f() as described above and returns its value (or rethrows). Cost when the core has a

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "upcall/detail/config.hpp"
+
 namespace upcall {
 
 class Policy;
@@ -22,7 +24,7 @@ enum class IdleMode {
 
 // Requested settings. Unset fields are filled from command-line flags, then from the
 // environment, then from defaults. Thread-compatible value type.
-struct Options {
+struct UPCALL_API Options {
   std::optional<int> cores;                // UPCALL_CORES / --upcall-cores: number of cores
   std::optional<std::string> cpus;         // UPCALL_CPUS / --upcall-cpus: cpulist, e.g. "0-3,6"
   std::optional<std::size_t> stack_size;   // UPCALL_STACK_SIZE / --upcall-stack-size: bytes,
@@ -42,7 +44,7 @@ struct Options {
 };
 
 // The configuration a Runtime actually runs with, after precedence and validation.
-struct EffectiveConfig {
+struct UPCALL_API EffectiveConfig {
   int cores = 0;
   std::vector<int> cpus;        // cpus[i] is the CPU core i is bound to
   std::size_t stack_size = 0;   // usable bytes per fiber stack (guard page not included)
@@ -61,10 +63,10 @@ struct EffectiveConfig {
 // Resolves `opts` against argv-less sources (environment, defaults, the process affinity mask).
 // Throws std::invalid_argument with a message naming the offending variable or option, e.g.
 // "UPCALL_CORES=3 asks for more cores than CPUs in the affinity mask (0-1)".
-EffectiveConfig resolve_config(const Options& opts);
+UPCALL_API EffectiveConfig resolve_config(const Options& opts);
 
 // Parses Linux cpulist syntax ("0-3,8,10-11"). Throws std::invalid_argument on bad syntax.
-std::vector<int> parse_cpulist(const std::string& text);
-std::string format_cpulist(const std::vector<int>& cpus);
+UPCALL_API std::vector<int> parse_cpulist(const std::string& text);
+UPCALL_API std::string format_cpulist(const std::vector<int>& cpus);
 
 }  // namespace upcall

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "upcall/detail/config.hpp"
+
 namespace upcall {
 
 // Why a task is handed to Policy::enqueue or reported to a notification.
@@ -23,7 +25,7 @@ enum class TaskEvent : std::uint8_t {
 // An opaque, non-owning reference to a task, valid from the event that hands it to the policy
 // until the policy returns it from pick_next/steal (for ready tasks) or until the notification
 // returns (blocked, dead).
-class TaskRef {
+class UPCALL_API TaskRef {
  public:
   TaskRef() = default;
   explicit TaskRef(void* p) : p_(p) {}
@@ -49,7 +51,7 @@ class TaskRef {
 // - steal(thief) is called by an idle core after pick_next came back empty.
 // - None of them may block, allocate unboundedly, or call back into the runtime; they run
 //   inside the scheduler with no fiber to suspend.
-class Policy {
+class UPCALL_API Policy {
  public:
   virtual ~Policy() = default;
   virtual const char* name() const = 0;

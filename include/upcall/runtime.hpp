@@ -18,7 +18,7 @@ namespace rt {
 class RuntimeImpl;  // runtime internals; opaque here
 }
 
-class Runtime {
+class UPCALL_API Runtime {
  public:
   // Starts the runtime. Throws std::invalid_argument for a bad configuration (message names the
   // option) and std::system_error when threads or memory cannot be had.

@@ -58,7 +58,7 @@ struct ResultSlot<void> {
 
 // Reports an exception that escaped a fiber nobody joined (one line on stderr). As with a
 // detached Tokio task, the process carries on.
-void report_unjoined_exception(const std::exception_ptr& e) noexcept;
+UPCALL_API void report_unjoined_exception(const std::exception_ptr& e) noexcept;
 
 template <class F, class R>
 struct TaskStorage : ResultSlot<R> {
@@ -95,7 +95,7 @@ struct TaskStorage : ResultSlot<R> {
   static constexpr TaskVTable vtable{&run, &dispose};
 };
 
-Runtime* current_runtime_or_null() noexcept;
+UPCALL_API Runtime* current_runtime_or_null() noexcept;
 
 }  // namespace detail
 

@@ -7,13 +7,15 @@
 #include <cstdint>
 #include <string_view>
 
+#include "upcall/detail/config.hpp"
+
 namespace upcall::this_task {
 
 // Moves the calling fiber behind the ready fibers of its core. Plain thread: sched_yield().
-void yield();
+UPCALL_API void yield();
 
 // Suspends the calling fiber until `deadline` (std::chrono::steady_clock) has passed.
-void sleep_until(std::chrono::steady_clock::time_point deadline);
+UPCALL_API void sleep_until(std::chrono::steady_clock::time_point deadline);
 
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
@@ -22,15 +24,15 @@ void sleep_for(std::chrono::duration<Rep, Period> d) {
 }
 
 // The fiber's id (unique within the process, never 0); 0 when called outside a fiber.
-std::uint64_t id();
+UPCALL_API std::uint64_t id();
 // The fiber's name, "" when unnamed or outside a fiber. Valid until the fiber renames itself or
 // finishes.
-std::string_view name();
+UPCALL_API std::string_view name();
 // Renames the calling fiber (truncated to 31 bytes). No effect outside a fiber.
-void set_name(std::string_view name);
+UPCALL_API void set_name(std::string_view name);
 // True when the caller runs on a fiber of some upcall runtime.
-bool in_fiber();
+UPCALL_API bool in_fiber();
 // Index of the core running the caller, -1 outside a fiber (or inside upcall::blocking).
-int core();
+UPCALL_API int core();
 
 }  // namespace upcall::this_task

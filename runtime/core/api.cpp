@@ -50,8 +50,8 @@ Runtime::~Runtime() {
 }
 
 const EffectiveConfig& Runtime::config() const { return impl_->cfg; }
-std::uint64_t Runtime::live_fibers() const { return impl_->live_fibers.load(); }
-std::uint64_t Runtime::stacks_in_use() const { return impl_->stacks_in_use.load(); }
+std::uint64_t Runtime::live_fibers() const { return impl_->live_fibers(); }
+std::uint64_t Runtime::stacks_in_use() const { return impl_->stacks_in_use(); }
 
 RuntimeStats Runtime::stats() const {
   RuntimeStats s;
@@ -71,8 +71,8 @@ RuntimeStats Runtime::stats() const {
     cs.timers_fired = ld(c->counters.timers_fired);
     s.cores.push_back(cs);
   }
-  s.fibers_spawned = ld(impl_->fibers_spawned);
-  s.fibers_finished = ld(impl_->fibers_finished);
+  s.fibers_spawned = impl_->fibers_spawned();
+  s.fibers_finished = impl_->fibers_finished();
   s.blocking_inline = ld(impl_->blocking_inline);
   s.threads = static_cast<std::uint64_t>(impl_->thread_count.load());
   return s;
@@ -193,7 +193,7 @@ void blocking_exit() {
 
 namespace this_task {
 
-void yield() { rt::yield_current(); }
+// yield() is defined in runtime/core/switch.cpp, where the switch path inlines into it.
 
 void sleep_until(std::chrono::steady_clock::time_point deadline) {
   Fiber* self = rt::current_fiber();
@@ -209,12 +209,8 @@ void sleep_until(std::chrono::steady_clock::time_point deadline) {
     yield();
     return;
   }
-  Core* c = rt::current_core();
-  const std::uint64_t gen = self->timer_gen.fetch_add(1, std::memory_order_relaxed) + 1;
-  c->timers.add(d, self, gen);
-  self->rt->timers_armed.fetch_add(1, std::memory_order_relaxed);
   self->wait_reason = rt::WaitReason::Sleep;
-  while (rt::now_ns() < d) rt::park_current();
+  while (rt::now_ns() < d) rt::park_current_until(d);
   self = rt::current_fiber();
   self->wait_reason = rt::WaitReason::None;
 }

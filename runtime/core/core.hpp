@@ -25,6 +25,11 @@ struct Activation;
 struct CoreCounters {
   std::atomic<std::uint64_t> switches{0}, spawns{0}, steals{0}, stolen_fibers{0}, parks{0},
       wakeups_sent{0}, blocking_handoffs{0}, spares_created{0}, timers_fired{0};
+  // Fiber accounting, summed over cores by RuntimeImpl::live_fibers (no shared RMW on the
+  // spawn path). `freed` is stored with release so a summing reader that acquires it sees the
+  // fiber's teardown complete.
+  std::atomic<std::uint64_t> created{0}, freed{0}, finished{0};
+  std::atomic<std::uint64_t> cached{0};  // fiber_cache.size(), for stacks_in_use()
 };
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -42,8 +47,10 @@ struct alignas(64) Core {
   std::uint32_t lifo_streak = 0;  // consecutive LIFO-slot picks (capped to avoid starvation)
   TimerHeap timers;
   std::vector<Fiber*> fiber_cache;  // free fibers, recycled without the global lock
+  std::uint64_t next_id = 0, id_end = 0;  // block of fiber ids taken from the global counter
   std::uint64_t rng = 0;          // xorshift state for victim selection
   bool spinning = false;          // this core holds one of RuntimeImpl::n_spinning's tokens
+  bool fast_policy = true;        // no custom Policy: the built-in queues (fixed at start)
 
   // --- LIFO slot: the most recently woken fiber runs next (message-passing locality). The
   // holder stores into it; the holder and thieves take from it with exchange (acq_rel), which
@@ -105,15 +112,40 @@ struct Activation {
   bool listed_spare = false;  // guarded by core->spare_mu
 };
 
-// The calling thread's activation, or nullptr on threads the runtime did not create. Not
-// inlined: a fiber may migrate between kernel threads at any call that can suspend, so no
-// caller may cache the thread-local's address across such a call.
-Activation* current_activation() noexcept;
+}  // namespace upcall::rt
+
+// The calling thread's activation (platform.cpp). initial-exec TLS: a %fs-relative load, no
+// __tls_get_addr call (that call was 17% of a yield).
+extern "C" __attribute__((tls_model("initial-exec"), visibility("hidden"))) thread_local
+    upcall::rt::Activation* upcall_rt_tls_activation;
+
+namespace upcall::rt {
+
+// The calling thread's activation, or nullptr on threads the runtime did not create.
+// A fiber may migrate between kernel threads at any call that can suspend, and a compiler may
+// keep a thread-local's address in a register across calls: the asm volatile load makes every
+// use read the current thread's slot afresh (the Go runtime's getg() has the same rule).
+inline Activation* current_activation() noexcept {
+  Activation* a;
+  asm volatile(
+      "movq upcall_rt_tls_activation@gottpoff(%%rip), %0\n\t"
+      "movq %%fs:(%0), %0"
+      : "=r"(a));
+  return a;
+}
 void set_current_activation(Activation* a) noexcept;
 
 // The core the caller holds, or nullptr (plain thread, or inside upcall::blocking).
-Core* current_core() noexcept;
+inline Core* current_core() noexcept {
+  Activation* a = current_activation();
+  if (!a || a->core->holder.load(std::memory_order_relaxed) != a) return nullptr;
+  return a->core;
+}
 // The fiber running on the caller's thread while it holds a core, else nullptr.
-Fiber* current_fiber() noexcept;
+inline Fiber* current_fiber() noexcept {
+  Activation* a = current_activation();
+  if (!a || !a->current || a->core->holder.load(std::memory_order_relaxed) != a) return nullptr;
+  return a->current;
+}
 
 }  // namespace upcall::rt

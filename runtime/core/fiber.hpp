@@ -66,6 +66,9 @@ struct alignas(64) Fiber {
   // (relaxed) by the core that expires the entry; a stale read only causes a spurious unpark,
   // which every park loop tolerates.
   std::atomic<std::uint64_t> timer_gen{0};
+  // The deadline of this fiber's pending timer entry (owner-only): a re-park with the same
+  // deadline before it passed reuses the entry.
+  std::int64_t armed_deadline = 0;
   char name[32] = {0};
 
   // --- Fixed at slot construction.

@@ -16,7 +16,7 @@ namespace upcall::rt {
 RawContext make_fiber_context(Fiber* f, void* sp, std::size_t size);  // switch.cpp
 
 namespace {
-std::atomic<std::uint64_t> g_next_fiber_id{1};
+constexpr std::uint64_t kIdBlock = 1024;  // fiber ids a core takes from the global counter at once
 
 [[noreturn]] void throw_exhausted(const StackPool& pool, int err) {
   std::string msg = "upcall: cannot allocate a fiber stack";
@@ -53,6 +53,7 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
     }
     f = free_fibers.back();
     free_fibers.pop_back();
+    free_count.store(free_fibers.size(), std::memory_order_relaxed);
   }
   // Storage for the callable and its result sits just below the control block.
   const std::size_t align = spec.align < 16 ? 16 : spec.align;
@@ -60,9 +61,18 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
   const std::uintptr_t storage = (top - spec.size) & ~(static_cast<std::uintptr_t>(align) - 1);
   const std::uintptr_t stack_top = storage & ~std::uintptr_t{15};
   const std::uintptr_t bottom = reinterpret_cast<std::uintptr_t>(f->slot_base) + stacks.page_size();
-  live_fibers.fetch_add(1, std::memory_order_relaxed);
-  stacks_in_use.fetch_add(1, std::memory_order_relaxed);
-  fibers_spawned.fetch_add(1, std::memory_order_relaxed);
+  if (here) {
+    bump(here->counters.created);
+    here->counters.cached.store(here->fiber_cache.size(), std::memory_order_relaxed);
+    if (here->next_id == here->id_end) {
+      here->next_id = next_fiber_id.fetch_add(kIdBlock, std::memory_order_relaxed);
+      here->id_end = here->next_id + kIdBlock;
+    }
+    f->id = here->next_id++;
+  } else {
+    offcore_created.fetch_add(1, std::memory_order_relaxed);
+    f->id = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  }
   f->storage = reinterpret_cast<void*>(storage);
   f->stack_top = reinterpret_cast<char*>(stack_top);
   f->stack_usable = stack_top - bottom;
@@ -74,9 +84,9 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
   f->join_word.store(0, std::memory_order_relaxed);
   f->state = FiberState::Init;
   f->wait_reason = WaitReason::None;
+  f->armed_deadline = 0;
   f->joined = false;
   f->priority = spec.priority;
-  f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   if (spec.name) {
     std::strncpy(f->name, spec.name, sizeof(f->name) - 1);
     f->name[sizeof(f->name) - 1] = 0;
@@ -96,13 +106,51 @@ void RuntimeImpl::free_fiber(Fiber* f, Core* here) noexcept {
   sanitizer_identity_destroy(f->san);
   if (here && here->rt == this && here->fiber_cache.size() < kFiberCacheMax) {
     here->fiber_cache.push_back(f);
-  } else {
+    here->counters.cached.store(here->fiber_cache.size(), std::memory_order_relaxed);
+    // release: pairs with live_fibers()'s acquire; the teardown above happened before.
+    here->counters.freed.store(here->counters.freed.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_release);
+    return;
+  }
+  {
     std::lock_guard<std::mutex> lock(free_mu);
     free_fibers.push_back(f);
+    free_count.store(free_fibers.size(), std::memory_order_relaxed);
   }
-  stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
-  // release: pairs with shutdown's acquire load; everything above happened before.
-  live_fibers.fetch_sub(1, std::memory_order_release);
+  if (here && here->rt == this)
+    here->counters.freed.store(here->counters.freed.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_release);
+  else
+    offcore_freed.fetch_add(1, std::memory_order_release);
+}
+
+std::uint64_t RuntimeImpl::live_fibers() const {
+  std::uint64_t created = offcore_created.load(std::memory_order_acquire);
+  std::uint64_t freed = offcore_freed.load(std::memory_order_acquire);
+  for (const auto& c : cores) {
+    freed += c->counters.freed.load(std::memory_order_acquire);
+    created += c->counters.created.load(std::memory_order_acquire);
+  }
+  return created > freed ? created - freed : 0;
+}
+
+std::uint64_t RuntimeImpl::stacks_in_use() const {
+  std::uint64_t free = free_count.load(std::memory_order_relaxed);
+  for (const auto& c : cores) free += c->counters.cached.load(std::memory_order_relaxed);
+  const std::uint64_t mapped = stacks.slots_mapped();
+  return mapped > free ? mapped - free : 0;
+}
+
+std::uint64_t RuntimeImpl::fibers_spawned() const {
+  std::uint64_t n = offcore_created.load(std::memory_order_relaxed);
+  for (const auto& c : cores) n += c->counters.created.load(std::memory_order_relaxed);
+  return n;
+}
+
+std::uint64_t RuntimeImpl::fibers_finished() const {
+  std::uint64_t n = 0;
+  for (const auto& c : cores) n += c->counters.finished.load(std::memory_order_relaxed);
+  return n;
 }
 
 void RuntimeImpl::drop_ref(Fiber* f) noexcept {

@@ -15,25 +15,18 @@
 
 namespace upcall::rt {
 
-namespace {
-thread_local Activation* t_activation = nullptr;
+}  // namespace upcall::rt
+
+// One pointer of static TLS (initial-exec): also fine when the library is dlopen()ed, glibc
+// keeps a surplus for such variables.
+thread_local upcall::rt::Activation* upcall_rt_tls_activation = nullptr;
+
+namespace upcall::rt {
+
+__attribute__((noinline)) void set_current_activation(Activation* a) noexcept {
+  upcall_rt_tls_activation = a;
 }
 
-// Not inlined on purpose (core.hpp): the TLS address is recomputed at every call.
-__attribute__((noinline)) Activation* current_activation() noexcept { return t_activation; }
-__attribute__((noinline)) void set_current_activation(Activation* a) noexcept { t_activation = a; }
-
-__attribute__((noinline)) Core* current_core() noexcept {
-  Activation* a = t_activation;
-  if (!a || a->core->holder.load(std::memory_order_relaxed) != a) return nullptr;
-  return a->core;
-}
-
-__attribute__((noinline)) Fiber* current_fiber() noexcept {
-  Activation* a = t_activation;
-  if (!a || !a->current || a->core->holder.load(std::memory_order_relaxed) != a) return nullptr;
-  return a->current;
-}
 
 std::int64_t now_ns() noexcept {
   timespec ts;

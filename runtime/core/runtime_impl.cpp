@@ -52,6 +52,7 @@ RuntimeImpl::RuntimeImpl(const Options& opts) {
     c->index = i;
     c->cpu = cfg.cpus[i];
     c->rt = this;
+    c->fast_policy = policy == nullptr;
     c->rng = 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(i + 1);
     c->fiber_cache.reserve(kFiberCacheMax);
     cores.push_back(std::move(c));
@@ -91,8 +92,8 @@ void RuntimeImpl::shutdown() {
   if (stopped.load(std::memory_order_acquire)) return;
   stopping.store(true, std::memory_order_release);
   std::int64_t quiet_since = -1;
-  // acquire: pairs with free_fiber's release decrement; every fiber's teardown is complete.
-  while (live_fibers.load(std::memory_order_acquire) != 0) {
+  // live_fibers() acquires the per-core `freed` counts: every fiber's teardown is complete.
+  while (live_fibers() != 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (!quiescent()) {
       quiet_since = -1;
@@ -106,7 +107,7 @@ void RuntimeImpl::shutdown() {
                    "upcall: runtime shut down with %llu fiber(s) still waiting on something "
                    "nothing in the runtime can complete; they are leaked (their destructors do "
                    "not run)\n",
-                   static_cast<unsigned long long>(live_fibers.load()));
+                   static_cast<unsigned long long>(live_fibers()));
       break;
     }
   }

@@ -41,7 +41,31 @@ class RuntimeImpl {
   void make_ready(Fiber* f, TaskEvent why, Core* here);
   // The holder's quick pick for a direct fiber-to-fiber switch: LIFO slot, local queue, and
   // every kFairnessTick-th call the injection queue and timers. nullptr: go to the loop.
-  Fiber* next_local(Core* c);
+  Fiber* next_local(Core* c) {
+    if (__builtin_expect(c->fast_policy && (++c->tick % kFairnessTick) != 0, 1))
+      return next_local_fast(c);
+    return next_local_slow(c);
+  }
+  Fiber* next_local_fast(Core* c) {
+    if (c->lifo_streak < kLifoStreakMax && c->lifo.load(std::memory_order_relaxed)) {
+      if (Fiber* f = c->lifo.exchange(nullptr, std::memory_order_acq_rel)) {
+        ++c->lifo_streak;
+        return f;
+      }
+    }
+    c->lifo_streak = 0;
+    if (Fiber* f = c->rq.pop()) return f;
+    if (c->lifo.load(std::memory_order_relaxed))
+      return c->lifo.exchange(nullptr, std::memory_order_acq_rel);
+    return nullptr;
+  }
+  Fiber* next_local_slow(Core* c);
+  // Holder only: f to the tail of c's queue (half of it spills to the injection queue when
+  // full, as Go's runqputslow).
+  void push_local(Core* c, Fiber* f) {
+    if (__builtin_expect(!c->rq.push(f), 0)) push_local_overflow(c, f);
+  }
+  void push_local_overflow(Core* c, Fiber* f);
   // The loop's full search: next_local, injection queue, timers, stealing.
   Fiber* find_work(Core* c);
   // Idle: spin, then park; returns when there may be work, or false at shutdown.
@@ -63,6 +87,13 @@ class RuntimeImpl {
   bool wait_as_spare(Activation* a);
   void thread_main(Activation* a);
   void loop(Activation* a);
+
+  // Fibers created and not yet freed; stacks lent out (pool slots not in any free list).
+  // Exact when the runtime is quiet, a sum of moving counters otherwise.
+  std::uint64_t live_fibers() const;
+  std::uint64_t stacks_in_use() const;
+  std::uint64_t fibers_spawned() const;
+  std::uint64_t fibers_finished() const;
 
   // --- Shutdown (runtime_impl.cpp).
   void shutdown();
@@ -95,10 +126,10 @@ class RuntimeImpl {
   std::atomic<int> thread_count{0};
 
   // Counters and lifecycle (relaxed unless noted).
-  std::atomic<std::uint64_t> live_fibers{0};     // release on decrement to 0: shutdown's acquire
-  std::atomic<std::uint64_t> fibers_spawned{0};
-  std::atomic<std::uint64_t> fibers_finished{0};
-  std::atomic<std::uint64_t> stacks_in_use{0};
+  // Fibers created/freed by threads that hold no core (the per-core counts are in Core).
+  std::atomic<std::uint64_t> offcore_created{0}, offcore_freed{0};
+  std::atomic<std::uint64_t> next_fiber_id{1};  // handed out to cores in blocks
+  std::atomic<std::uint64_t> free_count{0};     // free_fibers.size(), written under free_mu
   std::atomic<std::uint64_t> blocking_inline{0};
   std::atomic<int> blocking_inflight{0};
   std::atomic<std::int64_t> timers_armed{0};

@@ -18,12 +18,13 @@
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/sync/parker.hpp"
+#include "upcall/this_task.hpp"
 
 namespace upcall::rt {
 
 namespace {
 
-void run_post_action(SwitchRecord& sw) {
+__attribute__((noinline)) void run_post_action(SwitchRecord& sw) {
   Fiber* from = sw.from;
   const PostAction act = sw.action;
   sw.action = PostAction::none;
@@ -32,7 +33,10 @@ void run_post_action(SwitchRecord& sw) {
       return;
     case PostAction::requeue:
       from->state = FiberState::Ready;
-      from->rt->make_ready(from, TaskEvent::task_yield, sw.self->core);
+      if (__builtin_expect(from->rt->policy == nullptr, 1))
+        from->rt->push_local(sw.self->core, from);  // yield: behind the core's ready fibers
+      else
+        from->rt->make_ready(from, TaskEvent::task_yield, sw.self->core);
       return;
     case PostAction::commit_park: {
       std::uint32_t expected = kParkRunning;
@@ -61,19 +65,26 @@ void run_post_action(SwitchRecord& sw) {
   }
 }
 
-void finish_switch(Transfer t) {
+inline void finish_switch(Transfer t) {
   auto* sw = static_cast<SwitchRecord*>(t.data);
   if (sw->from)
     sw->from->ctx = t.fctx;
   else
     sw->self->loop_ctx = t.fctx;
-  run_post_action(*sw);
+  // The yield fast path inline; everything else out of line.
+  if (sw->action == PostAction::requeue && sw->self->core->fast_policy) {
+    sw->action = PostAction::none;
+    sw->from->state = FiberState::Ready;
+    sw->self->core->rt->push_local(sw->self->core, sw->from);
+    return;
+  }
+  if (sw->action != PostAction::none) run_post_action(*sw);
 }
 
 // Switches from the running context of `a` (fiber `from`, or the loop when from == nullptr) to
 // fiber `to` (or the loop when to == nullptr). Returns when `from` is resumed, possibly on
 // another thread.
-void switch_context(Activation* a, Fiber* from, Fiber* to, PostAction act) {
+inline void switch_context(Activation* a, Fiber* from, Fiber* to, PostAction act) {
   a->sw.self = a;
   a->sw.from = from;
   a->sw.action = act;
@@ -114,13 +125,13 @@ void switch_away(Activation* a, Fiber* self, PostAction act) {
 [[noreturn]] void fiber_entry_finish(Fiber* self) {
   self->state = FiberState::Done;
   RuntimeImpl* rt = self->rt;
-  rt->fibers_finished.fetch_add(1, std::memory_order_relaxed);
   // acq_rel: release publishes the result to the joiner (which acquires join_word == 1);
   // acquire pairs with the joiner's registration CAS so its waker is complete.
   const std::uintptr_t joiner = self->join_word.exchange(1, std::memory_order_acq_rel);
   if (joiner > 1) unpark_waker(joiner);
   Activation* a = current_activation();
   UPCALL_CHECK(a && a->current == self, "fiber exit off its thread");
+  bump(a->core->counters.finished);
   if (rt->policy) rt->policy->on_dead(a->core->index, TaskRef(self));
   switch_away(a, self, PostAction::release);
   __builtin_unreachable();
@@ -136,7 +147,7 @@ void run_fiber_from_loop(Activation* a, Fiber* f) { switch_context(a, nullptr, f
 
 void enter_fiber_thread(Activation* a) { sanitizer_identity_of_thread(a->loop_san); }
 
-void yield_current() {
+inline void yield_current() {
   Activation* a = current_activation();
   Fiber* self = a ? a->current : nullptr;
   if (!self || a->core->holder.load(std::memory_order_relaxed) != a) {
@@ -150,8 +161,10 @@ void yield_current() {
 
 void park_current_fiber(Activation* a, Fiber* self) {
   std::uint32_t s = kParkNotified;
-  // Fast path: a permit is already there. acquire pairs with the unparker's release.
-  if (self->park_state.compare_exchange_strong(s, kParkRunning, std::memory_order_acquire))
+  // Fast path: a permit is already there. acquire pairs with the unparker's release. The plain
+  // load first keeps the common no-permit case free of a locked instruction.
+  if (self->park_state.load(std::memory_order_relaxed) == kParkNotified &&
+      self->park_state.compare_exchange_strong(s, kParkRunning, std::memory_order_acquire))
     return;
   self->state = FiberState::Waiting;
   switch_away(a, self, PostAction::commit_park);
@@ -184,3 +197,7 @@ void blocking_return(Activation* a, Fiber* self) {
 }
 
 }  // namespace upcall::rt
+
+namespace upcall::this_task {
+void yield() { rt::yield_current(); }
+}  // namespace upcall::this_task

@@ -43,16 +43,19 @@ std::uint64_t xorshift(std::uint64_t& s) {
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
-// Holder only: puts f at the tail of c's queue, spilling half of it to the injection queue
-// when full (Go's runqputslow).
-void push_local(RuntimeImpl* rt, Core* c, Fiber* f) {
-  if (__builtin_expect(c->rq.push(f), 1)) return;
+}  // namespace
+
+void RuntimeImpl::push_local_overflow(Core* c, Fiber* f) {
+  RuntimeImpl* rt = this;
   Fiber* batch[RunQueue::kCapacity / 2 + 1];
   const std::uint32_t n = c->rq.pop_batch(batch, RunQueue::kCapacity / 2);
   batch[n] = f;
   for (std::uint32_t i = 0; i < n; ++i) batch[i]->next = batch[i + 1];
   rt->inject.push_chain(batch[0], batch[n], n + 1);
 }
+
+namespace {
+void push_local(RuntimeImpl* rt, Core* c, Fiber* f) { rt->push_local(c, f); }
 
 // Holder only: moves up to a share of the injection queue into c's queue; returns one to run.
 Fiber* take_injected(RuntimeImpl* rt, Core* c) {
@@ -89,40 +92,29 @@ void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here) {
   if (why == TaskEvent::task_wakeup) {
     // acq_rel: release publishes f to a thief's exchange; acquire takes over the displaced one.
     Fiber* prev = here->lifo.exchange(f, std::memory_order_acq_rel);
-    if (prev) push_local(this, here, prev);
+    if (prev) push_local(here, prev);
   } else {
-    push_local(this, here, f);
+    push_local(here, f);
   }
   if (n_idle.load(std::memory_order_relaxed) != 0 &&
       n_spinning.load(std::memory_order_relaxed) == 0)
     wake_idle_core(false);
 }
 
-Fiber* RuntimeImpl::next_local(Core* c) {
+Fiber* RuntimeImpl::next_local_slow(Core* c) {
   if (policy) {
     TaskRef t = policy->pick_next(c->index);
     if (!t && (++c->tick % kFairnessTick) == 0 && !c->timers.empty())
       expire_timers(c, now_ns());
     return static_cast<Fiber*>(t.raw());
   }
-  if (__builtin_expect((++c->tick % kFairnessTick) == 0, 0)) {
-    if (!c->timers.empty()) expire_timers(c, now_ns());
-    if (Fiber* f = take_injected(this, c)) {
-      // Fairness: the injected fiber goes behind the local ones it displaced in time.
-      push_local(this, c, f);
-    }
+  // Every kFairnessTick-th decision: timers and the injection queue get a turn.
+  if (!c->timers.empty()) expire_timers(c, now_ns());
+  if (Fiber* f = take_injected(this, c)) {
+    // Fairness: the injected fiber goes behind the local ones it displaced in time.
+    push_local(c, f);
   }
-  if (c->lifo_streak < kLifoStreakMax && c->lifo.load(std::memory_order_relaxed)) {
-    if (Fiber* f = c->lifo.exchange(nullptr, std::memory_order_acq_rel)) {
-      ++c->lifo_streak;
-      return f;
-    }
-  }
-  c->lifo_streak = 0;
-  if (Fiber* f = c->rq.pop()) return f;
-  if (c->lifo.load(std::memory_order_relaxed))
-    return c->lifo.exchange(nullptr, std::memory_order_acq_rel);
-  return nullptr;
+  return next_local_fast(c);
 }
 
 void RuntimeImpl::expire_timers(Core* c, std::int64_t now) {

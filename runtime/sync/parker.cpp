@@ -55,6 +55,28 @@ void ThreadParker::park() {
   }
 }
 
+void ThreadParker::park_until(std::int64_t deadline_ns) {
+  if (state.exchange(kEmpty, std::memory_order_acquire) == kNotified) return;
+  std::uint32_t e = kEmpty;
+  if (!state.compare_exchange_strong(e, kParked, std::memory_order_acquire)) {
+    state.store(kEmpty, std::memory_order_relaxed);
+    return;
+  }
+  for (;;) {
+    const std::int64_t left = deadline_ns - now_ns();
+    if (left > 0) futex_wait(&state, kParked, left);
+    std::uint32_t n = kNotified;
+    if (state.compare_exchange_strong(n, kEmpty, std::memory_order_acquire)) return;
+    if (left <= 0 || now_ns() >= deadline_ns) {
+      // Time is up: leave Parked for Empty, unless a notification races in (then consume it).
+      std::uint32_t p = kParked;
+      if (!state.compare_exchange_strong(p, kEmpty, std::memory_order_acquire))
+        state.store(kEmpty, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
 void ThreadParker::unpark() {
   if (state.exchange(kNotified, std::memory_order_release) == kParked) futex_wake(&state, 1);
 }
@@ -71,6 +93,26 @@ void park_current() noexcept {
     return;
   }
   this_thread_parker()->park();
+}
+
+void park_current_until(std::int64_t deadline_ns) noexcept {
+  Activation* a = current_activation();
+  Fiber* f = current_fiber();
+  if (!f) {
+    this_thread_parker()->park_until(deadline_ns);
+    return;
+  }
+  const std::int64_t now = now_ns();
+  if (deadline_ns <= now) return;
+  if (f->armed_deadline != deadline_ns) {
+    // Arm a timer on the core we are on; it unparks us wherever we are by then.
+    Core* c = a->core;
+    const std::uint64_t gen = f->timer_gen.fetch_add(1, std::memory_order_relaxed) + 1;
+    c->timers.add(deadline_ns, f, gen);
+    f->rt->timers_armed.fetch_add(1, std::memory_order_relaxed);
+    f->armed_deadline = deadline_ns;
+  }
+  park_current_fiber(a, f);
 }
 
 void unpark_waker(Waker w) noexcept {

@@ -25,6 +25,8 @@ struct ThreadParker {
   std::atomic<std::uint32_t> state{0};
   ThreadParker* next_free = nullptr;  // guarded by the pool's mutex
   void park();
+  // As park(), but returns by `deadline_ns` (CLOCK_MONOTONIC) at the latest.
+  void park_until(std::int64_t deadline_ns);
   void unpark();
 };
 
@@ -37,11 +39,14 @@ inline Waker waker_of(ThreadParker* p) { return reinterpret_cast<Waker>(p) | 1u;
 Waker current_waker() noexcept;
 // Parks the calling context (fiber or thread) as above.
 void park_current() noexcept;
+// Parks as above, returning by `deadline_ns` (CLOCK_MONOTONIC, rt::now_ns()) at the latest.
+// Callers loop and compare now_ns() with the deadline themselves. A fiber re-parking with the
+// same deadline reuses its pending timer instead of arming another one.
+void park_current_until(std::int64_t deadline_ns) noexcept;
 void unpark_waker(Waker w) noexcept;
 
 // switch.cpp
 void park_current_fiber(Activation* a, Fiber* self);
 void unpark_fiber(Fiber* f);
-void yield_current();
 
 }  // namespace upcall::rt

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "upcall/detail/config.hpp"
+
 namespace upcall {
 class Runtime;
 namespace detail {
@@ -37,17 +39,17 @@ struct RawTask {
 // Reserves a fiber and its storage on `rt` (nullptr: the runtime of the calling fiber).
 // Throws std::system_error on exhaustion (stacks, memory) and std::logic_error when there is no
 // runtime to spawn on. The fiber does not run until fiber_start.
-RawTask fiber_create(Runtime* rt, const SpawnSpec& spec);
+UPCALL_API RawTask fiber_create(Runtime* rt, const SpawnSpec& spec);
 // Makes the fiber ready (TASK_NEW). Consumes nothing: the handle reference stays with the caller.
-void fiber_start(FiberHandle* f);
+UPCALL_API void fiber_start(FiberHandle* f);
 // Suspends the caller (a fiber, or a plain thread) until the fiber has finished.
-void fiber_join(FiberHandle* f);
-bool fiber_done(FiberHandle* f);
+UPCALL_API void fiber_join(FiberHandle* f);
+UPCALL_API bool fiber_done(FiberHandle* f);
 // Drops the caller's reference; `joined` says whether the result was consumed.
-void fiber_release(FiberHandle* f, bool joined);
+UPCALL_API void fiber_release(FiberHandle* f, bool joined);
 // Returns a fiber that was created but never started, without calling dispose.
-void fiber_abandon(FiberHandle* f) noexcept;
-std::uint64_t fiber_id(FiberHandle* f);
+UPCALL_API void fiber_abandon(FiberHandle* f) noexcept;
+UPCALL_API std::uint64_t fiber_id(FiberHandle* f);
 
 }  // namespace detail
 }  // namespace upcall
