@@ -1,0 +1,121 @@
+// upcall/detail/wait.hpp: the building blocks of every blocking sync object (mutex, condition
+// variable, semaphore, future, channel, ...), exported so that header-only templates can use
+// them: a short spin lock that guards an object's state, and an intrusive FIFO of Waiters whose
+// nodes live on the waiting context's own stack. The same code serves fibers (which suspend)
+// and plain threads (which sleep on a futex). Not a user API: it may change without notice.
+//
+// Wait protocol (W = waiter, N = notifier; `lock` is the object's SpinLock):
+//  W1. lock; check the condition; if it must wait: construct a Waiter, list.push_back(&w);
+//      unlock.
+//  W2. w.wait() (or w.wait_until(deadline)).
+//  W3. On timeout: lock; if (!w.notified()) list.remove(&w) -> timed out; unlock. A notified
+//      Waiter was already unlinked by N, so that wake-up is consumed, not lost.
+//  N1. lock; Waiter* w = list.pop_front(); update the object's state for that waiter (hand it
+//      the lock / the value / the permit); unlock (or not, as the object needs).
+//  N2. w->notify(). After notify() the waiter may return at once and its Waiter dies: touch
+//      nothing of it afterwards.
+// A notify that reaches a waiter after it returned is harmless (the waker is type-stable and
+// the wake-up is spurious), so N never needs the waiter to still exist after N2.
+#pragma once
+
+#include <sched.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "upcall/detail/config.hpp"
+
+namespace upcall::detail {
+
+// A test-and-test-and-set lock for short critical sections (no allocation, no syscall and no
+// suspension while held). A holder may lose its CPU to the kernel, so waiters fall back to
+// sched_yield after a short spin.
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (unsigned i = 0;; ++i) {
+      // acquire: pairs with unlock's release; the protected state is visible.
+      if (!locked_.load(std::memory_order_relaxed) &&
+          !locked_.exchange(true, std::memory_order_acquire))
+        return;
+      if (i < 64)
+        __builtin_ia32_pause();
+      else
+        sched_yield();
+    }
+  }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
+// One waiting context (a fiber or a thread), on its own stack.
+class UPCALL_API Waiter {
+ public:
+  Waiter() noexcept;  // captures the calling context's waker
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+
+  // W2: suspends until notify() (spurious returns are absorbed here).
+  void wait() noexcept;
+  // W2 with a deadline: true when notified, false when the deadline passed first (then do W3).
+  bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept;
+  // N2.
+  void notify() noexcept;
+  bool notified() const noexcept { return notified_.load(std::memory_order_acquire); }
+
+  // Guarded by the owning object's lock.
+  Waiter* next = nullptr;
+  Waiter* prev = nullptr;
+  std::uintptr_t tag = 0;  // free for the object: e.g. reader/writer kind, a count
+  void* data = nullptr;    // free for the object: e.g. a slot a value is handed over in
+
+ private:
+  std::uintptr_t waker_;
+  // Set by the notifier after it unlinked this Waiter (release); read by the waiter (acquire).
+  std::atomic<bool> notified_{false};
+};
+
+// Intrusive FIFO of Waiters. Not thread-safe: guarded by the owning object's lock.
+class WaitList {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  Waiter* front() const noexcept { return head_; }
+  void push_back(Waiter* n) noexcept {
+    n->next = nullptr;
+    n->prev = tail_;
+    if (tail_)
+      tail_->next = n;
+    else
+      head_ = n;
+    tail_ = n;
+  }
+  Waiter* pop_front() noexcept {
+    Waiter* n = head_;
+    if (n) remove(n);
+    return n;
+  }
+  void remove(Waiter* n) noexcept {
+    if (n->prev)
+      n->prev->next = n->next;
+    else
+      head_ = n->next;
+    if (n->next)
+      n->next->prev = n->prev;
+    else
+      tail_ = n->prev;
+    n->next = n->prev = nullptr;
+  }
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
+}  // namespace upcall::detail

@@ -1,0 +1,33 @@
+// runtime/sync/wait.cpp: the out-of-line half of upcall/detail/wait.hpp: a Waiter parks and
+// wakes through the permit protocol of runtime/sync/parker.hpp.
+#include "upcall/detail/wait.hpp"
+
+#include "runtime/core/runtime_impl.hpp"
+#include "runtime/sync/parker.hpp"
+
+namespace upcall::detail {
+
+Waiter::Waiter() noexcept : waker_(rt::current_waker()) {}
+
+void Waiter::wait() noexcept {
+  while (!notified_.load(std::memory_order_acquire)) rt::park_current();
+}
+
+bool Waiter::wait_until(std::chrono::steady_clock::time_point deadline) noexcept {
+  // steady_clock is CLOCK_MONOTONIC on Linux, the clock of rt::now_ns().
+  const std::int64_t d =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  for (;;) {
+    if (notified_.load(std::memory_order_acquire)) return true;
+    if (rt::now_ns() >= d) return notified_.load(std::memory_order_acquire);
+    rt::park_current_until(d);
+  }
+}
+
+void Waiter::notify() noexcept {
+  const std::uintptr_t w = waker_;  // copied first: the Waiter may die once notified_ is set
+  notified_.store(true, std::memory_order_release);
+  rt::unpark_waker(w);
+}
+
+}  // namespace upcall::detail
