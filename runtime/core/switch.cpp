@@ -177,7 +177,10 @@ void unpark_fiber(Fiber* f) {
       // acquire pairs with commit_park's release: f's context is saved and complete.
       if (f->park_state.compare_exchange_weak(s, kParkRunning, std::memory_order_acquire)) {
         f->state = FiberState::Ready;
-        f->rt->make_ready(f, TaskEvent::task_wakeup, current_core());
+        // The waker's core only if it belongs to f's runtime (a fiber may unpark a fiber of
+        // another runtime, e.g. when joining across runtimes).
+        Core* here = current_core();
+        f->rt->make_ready(f, TaskEvent::task_wakeup, here && here->rt == f->rt ? here : nullptr);
         return;
       }
     } else if (s == kParkRunning) {
