@@ -139,7 +139,7 @@ void switch_away(Activation* a, Fiber* self, PostAction act) {
 
 }  // namespace
 
-RawContext make_fiber_context(Fiber* f, void* sp, std::size_t size) {
+RawContext make_fiber_context(Fiber* /*f*/, void* sp, std::size_t size) {
   return make_context(sp, size, &fiber_entry);
 }
 

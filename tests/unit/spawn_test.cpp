@@ -151,6 +151,27 @@ TEST_P(Spawn, OversizedCallableIsRejected) {
   EXPECT_THROW(rt().spawn([big] { return big[0]; }), std::length_error);
 }
 
+TEST_P(Spawn, JoinAcrossRuntimes) {
+  // A fiber of one runtime joins fibers of another; the woken fiber must come back on its own
+  // runtime's cores.
+  Options o;
+  o.cores = 1;
+  Runtime other(o);
+  const int got = rt().block_on([&] {
+    int sum = 0;
+    for (int i = 0; i < 200; ++i) {
+      auto h = other.spawn([i] {
+        this_task::sleep_for(std::chrono::microseconds(50));
+        return i;
+      });
+      sum += h.join();
+    }
+    return sum;
+  });
+  EXPECT_EQ(got, 199 * 200 / 2);
+  EXPECT_EQ(other.stats().fibers_finished, 200u);
+}
+
 UPCALL_INSTANTIATE_CORES(Spawn);
 
 }  // namespace
