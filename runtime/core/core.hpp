@@ -102,6 +102,8 @@ struct Activation {
   // --- Owner-only (this thread).
   RawContext loop_ctx = nullptr;  // the scheduler loop, suspended while a fiber runs
   SanitizerIdentity loop_san;
+  EhState loop_eh;                   // the loop's C++ exception state while a fiber runs
+  EhGlobalsLayout* eh = nullptr;     // this thread's exception globals (fixed address)
   Fiber* current = nullptr;       // the fiber this thread runs, nullptr in the loop
   SwitchRecord sw;
   void* altstack = nullptr;       // alternate signal stack (stack-overflow reports)

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "runtime/context/context.hpp"
+#include "runtime/context/eh_state.hpp"
 #include "upcall/detail/spawn_raw.hpp"
 
 namespace upcall::rt {
@@ -40,6 +41,7 @@ struct alignas(64) Fiber {
   // (release push / acquire pop) or the park protocol, never touched concurrently.
   RawContext ctx = nullptr;
   SanitizerIdentity san;
+  EhState eh;  // the C++ exception state while suspended (eh_state.hpp)
 
   // --- Intrusive link. Owned by whichever queue holds the fiber (injection queue, wait list,
   // free list, a custom policy's list through TaskRef::link()).

@@ -96,6 +96,7 @@ inline void switch_context(Activation* a, Fiber* from, Fiber* to, PostAction act
     to->state = FiberState::Running;
     bump(a->core->counters.switches);
   }
+  eh_swap(a->eh, from ? from->eh : a->loop_eh, to ? to->eh : a->loop_eh);
   sanitizer_before_switch(from_san, to_san, act == PostAction::release);
   // Safety: `target` was saved by finish_switch (or made by make_context) and was taken from a
   // run queue / the loop slot by this thread alone, so nobody else resumes it.
@@ -125,13 +126,13 @@ void switch_away(Activation* a, Fiber* self, PostAction act) {
 [[noreturn]] void fiber_entry_finish(Fiber* self) {
   self->state = FiberState::Done;
   RuntimeImpl* rt = self->rt;
+  Activation* a = current_activation();
+  UPCALL_CHECK(a && a->current == self, "fiber exit off its thread");
+  bump(a->core->counters.finished);  // before the join word's release: a joiner sees it
   // acq_rel: release publishes the result to the joiner (which acquires join_word == 1);
   // acquire pairs with the joiner's registration CAS so its waker is complete.
   const std::uintptr_t joiner = self->join_word.exchange(1, std::memory_order_acq_rel);
   if (joiner > 1) unpark_waker(joiner);
-  Activation* a = current_activation();
-  UPCALL_CHECK(a && a->current == self, "fiber exit off its thread");
-  bump(a->core->counters.finished);
   if (rt->policy) rt->policy->on_dead(a->core->index, TaskRef(self));
   switch_away(a, self, PostAction::release);
   __builtin_unreachable();
@@ -145,7 +146,10 @@ RawContext make_fiber_context(Fiber* /*f*/, void* sp, std::size_t size) {
 
 void run_fiber_from_loop(Activation* a, Fiber* f) { switch_context(a, nullptr, f, PostAction::none); }
 
-void enter_fiber_thread(Activation* a) { sanitizer_identity_of_thread(a->loop_san); }
+void enter_fiber_thread(Activation* a) {
+  sanitizer_identity_of_thread(a->loop_san);
+  a->eh = thread_eh_globals();
+}
 
 inline void yield_current() {
   Activation* a = current_activation();

@@ -172,6 +172,66 @@ TEST_P(Spawn, JoinAcrossRuntimes) {
   EXPECT_EQ(other.stats().fibers_finished, 200u);
 }
 
+TEST_P(Spawn, RethrowAfterSuspendingInCatchBlock) {
+  // The caught-exception stack is per fiber: a fiber may suspend (and move to another kernel
+  // thread) inside a catch block and still rethrow, while other fibers throw and catch too.
+  auto worker = [](int k) {
+    try {
+      try {
+        throw std::runtime_error("e" + std::to_string(k));
+      } catch (const std::runtime_error&) {
+        for (int i = 0; i < 50; ++i) {
+          this_task::yield();
+          this_task::sleep_for(std::chrono::microseconds(10));
+        }
+        throw;
+      }
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what()) == "e" + std::to_string(k) &&
+             std::uncaught_exceptions() == 0;
+    }
+    return false;
+  };
+  const int ok = rt().block_on([&] {
+    std::vector<JoinHandle<bool>> hs;
+    for (int k = 0; k < 32; ++k) hs.push_back(spawn([&worker, k] { return worker(k); }));
+    int n = 0;
+    for (auto& h : hs) n += h.join();
+    return n;
+  });
+  EXPECT_EQ(ok, 32);
+}
+
+TEST_P(Spawn, UncaughtExceptionsCountIsPerFiber) {
+  struct Probe {
+    int* seen;
+    ~Probe() {
+      this_task::yield();  // suspend during unwinding
+      *seen = std::uncaught_exceptions();
+    }
+  };
+  const int seen_in_other = rt().block_on([] {
+    int seen = -1;
+    auto thrower = spawn([&seen] {
+      try {
+        Probe p{&seen};
+        throw 1;
+      } catch (int) {
+      }
+    });
+    int other = -1;
+    auto bystander = spawn([&other] {
+      for (int i = 0; i < 20; ++i) this_task::yield();
+      other = std::uncaught_exceptions();
+    });
+    thrower.join();
+    bystander.join();
+    EXPECT_EQ(seen, 1);
+    return other;
+  });
+  EXPECT_EQ(seen_in_other, 0);
+}
+
 UPCALL_INSTANTIATE_CORES(Spawn);
 
 }  // namespace
