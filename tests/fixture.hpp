@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "upcall/upcall.hpp"
@@ -41,6 +44,45 @@ inline std::string CoresName(const ::testing::TestParamInfo<int>& info) {
 
 // Cores available to tests: 2 when the machine has them, else 1.
 inline int MaxTestCores() { return std::thread::hardware_concurrency() >= 2 ? 2 : 1; }
+
+// Waits up to `within` for `rt` to release every fiber and stack (a finished fiber drops its
+// last reference just after it switched away), then reports what is left.
+inline ::testing::AssertionResult NoLeaks(Runtime& rt,
+                                          std::chrono::milliseconds within = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while ((rt.live_fibers() != 0 || rt.stacks_in_use() != 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (rt.live_fibers() == 0 && rt.stacks_in_use() == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << rt.live_fibers() << " fiber(s) and " << rt.stacks_in_use()
+                                       << " stack(s) still in use";
+}
+
+// Sets (or, with nullptr, unsets) an environment variable for the lifetime of the object and
+// restores the previous value afterwards. Tests run one at a time, so the process environment
+// is not shared with a concurrent test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    else
+      ::unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
 
 #define UPCALL_INSTANTIATE_CORES(Suite) \
   INSTANTIATE_TEST_SUITE_P(Cores, Suite, ::testing::Values(1, ::upcall::test::MaxTestCores()), \
