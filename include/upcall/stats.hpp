@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace upcall {
@@ -21,12 +22,37 @@ struct CoreStats {
   std::uint64_t timers_fired = 0;
 };
 
+// A latency distribution (nanoseconds; percentiles are bucket upper bounds, within 25%).
+struct LatencySummary {
+  std::uint64_t count = 0;
+  std::uint64_t p50 = 0;
+  std::uint64_t p99 = 0;
+  std::uint64_t max = 0;
+};
+
+// Scheduler activations: "who blocked my worker and for how long".
+struct ActivationStats {
+  std::string backend;                // "bpf", "fallback" or "off"
+  std::uint64_t blocks = 0;           // holder blocks in user code that were taken over
+  std::uint64_t takeovers = 0;        // cores claimed by a standby (or the watchdog's spare)
+  std::uint64_t refused = 0;          // blocks inside a runtime region (never taken over)
+  std::uint64_t no_standby = 0;       // times a core had no standby (thread cap reached)
+  std::uint64_t handbacks = 0;        // returning threads that handed their fiber back
+  std::uint64_t standby_sleeps = 0;   // the standby slept while its holder parked on purpose
+  std::uint64_t standby_wakes = 0;    // the holder woke its standby when it unparked
+  std::uint64_t promotion_failures = 0;  // SCHED_IDLE -> SCHED_OTHER refused (EPERM)
+  LatencySummary detect;  // block (kernel switch-out) -> core claimed
+  LatencySummary upcall;  // block -> another fiber running on that core
+  LatencySummary block;   // block -> the blocked fiber handed back (block + return time)
+};
+
 struct RuntimeStats {
   std::vector<CoreStats> cores;
   std::uint64_t fibers_spawned = 0;
   std::uint64_t fibers_finished = 0;
   std::uint64_t blocking_inline = 0;  // blocking() calls run in place: the spare-thread cap was hit
   std::uint64_t threads = 0;          // kernel threads the runtime owns now
+  ActivationStats activations;
 };
 
 }  // namespace upcall

@@ -254,8 +254,15 @@ EffectiveConfig resolve_config(const Options& o) {
                                                    "); running with " + effective);
     return std::string(effective);
   };
-  c.activations = backend(o.activations, "UPCALL_ACTIVATIONS", {"bpf", "fallback", "off"}, "off",
-                          "the activation backends are not built yet");
+  // Activations: the requested backend; the runtime falls back (bpf -> fallback) with a
+  // one-line announcement when this machine does not allow it, and reports the effective one.
+  {
+    std::optional<std::string> v = o.activations;
+    if (!v && env("UPCALL_ACTIVATIONS")) v = env("UPCALL_ACTIVATIONS");
+    c.activations = v ? *v : "bpf";
+    if (c.activations != "bpf" && c.activations != "fallback" && c.activations != "off")
+      bad("UPCALL_ACTIVATIONS=" + c.activations, "expected bpf|fallback|off");
+  }
   c.io = backend(o.io, "UPCALL_IO", {"uring", "epoll"}, "none",
                  "the I/O reactor is not built yet");
   c.policy = "fifo";

@@ -11,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/activations/backend.hpp"
 #include "runtime/context/stack_pool.hpp"
+#include "runtime/stats/histogram.hpp"
 #include "runtime/core/core.hpp"
 #include "runtime/sched/inject_queue.hpp"
 #include "upcall/options.hpp"
@@ -86,7 +88,12 @@ class RuntimeImpl {
   // Parks `a` as a spare of its core until it is handed the core (true) or shut down (false).
   bool wait_as_spare(Activation* a);
   void thread_main(Activation* a);
-  void loop(Activation* a);
+  // The active role: the scheduler loop. Returns when the thread no longer holds its core.
+  void run_active(Activation* a);
+  void manager_main();
+  // Chooses bpf / fallback / off from cfg.activations and what this machine allows.
+  void select_activation_backend();
+  void poke_manager() noexcept;
 
   // Fibers created and not yet freed; stacks lent out (pool slots not in any free list).
   // Exact when the runtime is quiet, a sum of moving counters otherwise.
@@ -133,6 +140,18 @@ class RuntimeImpl {
   std::atomic<std::uint64_t> blocking_inline{0};
   std::atomic<int> blocking_inflight{0};
   std::atomic<std::int64_t> timers_armed{0};
+  // Activations (runtime/activations). Fixed at start.
+  std::shared_ptr<ActivationBackend> backend;  // nullptr when activations are off
+  bool activations_on = false;  // some backend watches holders
+  bool standby_mode = false;    // bpf: a SCHED_IDLE standby per core
+  bool fallback_mode = false;   // fallback: the manager's watchdog
+  std::thread manager;
+  std::atomic<std::uint32_t> manager_word{0};  // futex: 1 = poked
+  std::atomic<std::uint64_t> promotion_failures{0};
+  LatencyHistogram hist_detect;  // block (kernel switch-out) -> core claimed
+  LatencyHistogram hist_upcall;  // block -> another fiber running on that core
+  LatencyHistogram hist_block;   // block -> the fiber handed back by its returning thread
+
   std::atomic<bool> stopping{false};  // no new spawns from outside
   std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)
 };

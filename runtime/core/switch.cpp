@@ -15,6 +15,7 @@
 
 #include <cstring>
 
+#include "runtime/activations/region.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/sync/parker.hpp"
@@ -113,6 +114,7 @@ void fiber_entry(Transfer t) {
   Fiber* self = sw->self->current;
   sanitizer_after_switch(self->san);
   finish_switch(t);
+  region_clear_for_user();  // the switcher was in a region; user code runs outside one
   self->vtable->run(self->storage);
   fiber_entry_finish(self);
 }
@@ -124,6 +126,9 @@ void switch_away(Activation* a, Fiber* self, PostAction act) {
 }
 
 [[noreturn]] void fiber_entry_finish(Fiber* self) {
+  // Enter the runtime for good (a returning thread hands the fiber back first, so the exit
+  // below runs on a thread that holds a core).
+  region_enter();
   self->state = FiberState::Done;
   RuntimeImpl* rt = self->rt;
   Activation* a = current_activation();
@@ -152,13 +157,15 @@ void enter_fiber_thread(Activation* a) {
 }
 
 inline void yield_current() {
+  Region region;
+  Core* c = region.core();
   Activation* a = current_activation();
   Fiber* self = a ? a->current : nullptr;
-  if (!self || a->core->holder.load(std::memory_order_relaxed) != a) {
+  if (!c || !self) {
     sched_yield();
     return;
   }
-  Fiber* next = self->rt->next_local(a->core);
+  Fiber* next = c->rt->next_local(c);
   if (!next) return;  // nothing else ready here: keep running
   switch_context(a, self, next, PostAction::requeue);
 }

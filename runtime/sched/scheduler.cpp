@@ -26,6 +26,7 @@
 
 #include <chrono>
 
+#include "runtime/activations/activations.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/sync/parker.hpp"
@@ -221,7 +222,6 @@ void RuntimeImpl::stop_spinning(Core* c) {
 }
 
 bool RuntimeImpl::idle(Activation* a, Core* c) {
-  (void)a;
   if (!c->spinning) {
     c->spinning = true;
     n_spinning.fetch_add(1, std::memory_order_seq_cst);
@@ -295,7 +295,11 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
         continue;
       }
     }
+    // An intentional wait: marked first, so the standby sleeps instead of taking it for a
+    // block (it is inside the loop's region anyway, so it would only be refused).
+    holder_parking(a);
     futex_wait(&c->park_word, 1, timeout);
+    holder_unparked(a);
     if (c->park_word.load(std::memory_order_acquire) == 0) {
       c->spinning = true;  // the waker's token (or shutdown's wake, checked by the caller)
       if (stopped.load(std::memory_order_acquire)) {

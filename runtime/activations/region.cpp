@@ -1,0 +1,68 @@
+// runtime/activations/region.cpp: see region.hpp.
+#include "runtime/activations/region.hpp"
+
+#include "runtime/activations/activations.hpp"
+#include "runtime/core/runtime_impl.hpp"
+
+namespace upcall::rt {
+
+void blocking_return(Activation* a, Fiber* self);  // switch.cpp
+
+Core* region_enter() noexcept {
+  for (;;) {
+    Activation* a = current_activation();
+    if (!a) return nullptr;
+    Fiber* f = a->current;
+    Core* c = a->core;
+    const std::uintptr_t w = c->owner.load(std::memory_order_relaxed);
+    const bool held = (w & ~Core::kInRegion) == reinterpret_cast<std::uintptr_t>(a);
+    if (!f) return held ? c : nullptr;  // the loop (always in a region) or a spare
+    if (held) {
+      if (f->region_depth++ == 0) {
+        // Same-CPU argument (core.hpp): nothing between the load above and this store can
+        // block, so no standby can claim the core in between.
+        c->owner.store(w | Core::kInRegion, std::memory_order_relaxed);
+        if (__builtin_expect(a->pending_promotion, 0)) finish_takeover(a);
+        bump(c->heartbeat);
+      }
+      return c;
+    }
+    if (a->role == Role::blocking) return nullptr;  // inside upcall::blocking: a plain thread
+    // The core was taken while this fiber blocked in user code: hand it back, continue on
+    // whichever thread resumes it, and enter there.
+    hand_back(a, f);
+  }
+}
+
+void region_exit() noexcept {
+  Activation* a = current_activation();
+  if (!a) return;
+  Fiber* f = a->current;
+  if (!f || f->region_depth == 0) return;
+  if (--f->region_depth == 0) {
+    Core* c = a->core;
+    if (c->held_by(a)) c->owner.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_relaxed);
+  }
+}
+
+void region_clear_for_user() noexcept {
+  Activation* a = current_activation();
+  Fiber* f = a ? a->current : nullptr;
+  if (!f || f->region_depth != 0) return;
+  Core* c = a->core;
+  if (c->held_by(a)) c->owner.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_relaxed);
+}
+
+void hand_back(Activation* a, Fiber* f) noexcept {
+  a->role = Role::returning;
+  RuntimeImpl* rt = a->rt;
+  const std::int64_t now = now_ns();
+  const std::int64_t since = a->blocked_since_ns.load(std::memory_order_acquire);
+  if (since > 0 && now > since) rt->hist_block.record(now - since);
+  a->core->act.handbacks.fetch_add(1, std::memory_order_relaxed);
+  // blocking_return switches f to this thread's loop, whose post-action puts f on the
+  // injection queue; the loop then makes this thread a spare or the core's next standby.
+  blocking_return(a, f);
+}
+
+}  // namespace upcall::rt
