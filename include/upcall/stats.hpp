@@ -41,9 +41,21 @@ struct ActivationStats {
   std::uint64_t standby_sleeps = 0;   // the standby slept while its holder parked on purpose
   std::uint64_t standby_wakes = 0;    // the holder woke its standby when it unparked
   std::uint64_t promotion_failures = 0;  // SCHED_IDLE -> SCHED_OTHER refused (EPERM)
+  std::uint64_t blocks_interruptible = 0;    // of `blocks`: sleeping in S state (syscalls)
+  std::uint64_t blocks_uninterruptible = 0;  // of `blocks`: D state (disk, faults, vfork)
   LatencySummary detect;  // block (kernel switch-out) -> core claimed
   LatencySummary upcall;  // block -> another fiber running on that core
   LatencySummary block;   // block -> the blocked fiber handed back (block + return time)
+  LatencySummary resume;  // hand-back -> the fiber running again on a core
+};
+
+// One block that was taken over (Runtime::recent_blocks).
+struct BlockRecord {
+  std::uint64_t fiber_id = 0;
+  char fiber_name[32] = {};
+  int core = -1;
+  std::uint32_t kernel_state = 0;  // task->__state: 0x1 interruptible, 0x2 uninterruptible
+  std::uint64_t duration_ns = 0;   // block start -> fiber handed back
 };
 
 struct RuntimeStats {

@@ -23,7 +23,7 @@ constexpr std::int64_t kProcfsRecheckNs = 1'000'000;   // a running holder is re
 
 // Fallback takeover of core c, whose holder h looks blocked. Returns true on success.
 bool watchdog_takeover(RuntimeImpl* rt, Core* c, std::uintptr_t w, Activation* h,
-                       std::int64_t now) {
+                       std::uint32_t prev_state, std::int64_t now) {
   Activation* p = nullptr;
   {
     std::lock_guard<std::mutex> lock(c->spare_mu);
@@ -50,6 +50,8 @@ bool watchdog_takeover(RuntimeImpl* rt, Core* c, std::uintptr_t w, Activation* h
     return false;
   }
   h->blocked_since_ns.store(c->wd_since_ns, std::memory_order_relaxed);
+  h->blocked_state.store(prev_state, std::memory_order_relaxed);
+
   std::uintptr_t expected = w;
   if (!c->owner.compare_exchange_strong(expected,
                                         reinterpret_cast<std::uintptr_t>(p) | Core::kInRegion,
@@ -94,7 +96,7 @@ bool watchdog_pass(RuntimeImpl* rt) {
     StatusView st;
     if (slot < 0 || rt->backend->read(static_cast<std::uint32_t>(slot), &st) != 0) continue;
     if (st.state != ThreadRunState::blocked || !is_block_state(st.prev_state)) continue;
-    watchdog_takeover(rt, c, w, h, now);
+    watchdog_takeover(rt, c, w, h, st.prev_state, now);
   }
   return busy;
 }

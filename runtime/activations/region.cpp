@@ -1,6 +1,8 @@
 // runtime/activations/region.cpp: see region.hpp.
 #include "runtime/activations/region.hpp"
 
+#include <cstring>
+
 #include "runtime/activations/activations.hpp"
 #include "runtime/core/runtime_impl.hpp"
 
@@ -57,12 +59,26 @@ void hand_back(Activation* a, Fiber* f) noexcept {
   a->role = Role::returning;
   RuntimeImpl* rt = a->rt;
   const std::int64_t now = now_ns();
+  // acquire: pairs with the claim's release (the CAS), which the loss we observed follows.
   const std::int64_t since = a->blocked_since_ns.load(std::memory_order_acquire);
-  if (since > 0 && now > since) rt->hist_block.record(now - since);
+  const std::uint32_t kstate = a->blocked_state.load(std::memory_order_relaxed);
+  const std::uint64_t duration = since > 0 && now > since ? static_cast<std::uint64_t>(now - since) : 0;
+  if (duration) rt->hist_block.record(static_cast<std::int64_t>(duration));
   a->core->act.handbacks.fetch_add(1, std::memory_order_relaxed);
+  if (kstate & 0x2) a->core->act.blocks_d.fetch_add(1, std::memory_order_relaxed);
+  BlockRecord rec;
+  rec.fiber_id = f->id;
+  std::memcpy(rec.fiber_name, f->name, sizeof(rec.fiber_name));
+  rec.core = a->core->index;
+  rec.kernel_state = kstate;
+  rec.duration_ns = duration;
+  rt->block_log.add(rec);
   // blocking_return switches f to this thread's loop, whose post-action puts f on the
   // injection queue; the loop then makes this thread a spare or the core's next standby.
   blocking_return(a, f);
+  // Resumed on a core (another thread): the hand-back -> running latency.
+  const std::int64_t back = now_ns();
+  if (back > now) rt->hist_resume.record(back - now);
 }
 
 }  // namespace upcall::rt

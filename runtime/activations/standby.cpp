@@ -96,6 +96,7 @@ void run_standby(Activation* a) {
     // Written before the claim; the CAS's release publishes it to the returning thread,
     // which reads it after observing the loss (acquire).
     h->blocked_since_ns.store(st.last_switch_ns, std::memory_order_relaxed);
+    h->blocked_state.store(st.prev_state, std::memory_order_relaxed);
     std::uintptr_t expected = w;
     if (!c->owner.compare_exchange_strong(expected,
                                           reinterpret_cast<std::uintptr_t>(a) | Core::kInRegion,

@@ -53,6 +53,7 @@ Runtime::~Runtime() {
 const EffectiveConfig& Runtime::config() const { return impl_->cfg; }
 std::uint64_t Runtime::live_fibers() const { return impl_->live_fibers(); }
 std::uint64_t Runtime::stacks_in_use() const { return impl_->stacks_in_use(); }
+std::vector<BlockRecord> Runtime::recent_blocks() const { return impl_->block_log.snapshot(); }
 
 RuntimeStats Runtime::stats() const {
   RuntimeStats s;
@@ -86,7 +87,11 @@ RuntimeStats Runtime::stats() const {
     a.handbacks += ld(c->act.handbacks);
     a.standby_sleeps += ld(c->act.standby_sleeps);
     a.standby_wakes += ld(c->act.standby_wakes);
+    a.blocks_uninterruptible += ld(c->act.blocks_d);
   }
+  a.blocks_interruptible = a.handbacks > a.blocks_uninterruptible
+                               ? a.handbacks - a.blocks_uninterruptible
+                               : 0;
   a.promotion_failures = ld(impl_->promotion_failures);
   auto summary = [](const rt::LatencyHistogram& h) {
     LatencySummary l;
@@ -99,6 +104,7 @@ RuntimeStats Runtime::stats() const {
   a.detect = summary(impl_->hist_detect);
   a.upcall = summary(impl_->hist_upcall);
   a.block = summary(impl_->hist_block);
+  a.resume = summary(impl_->hist_resume);
   return s;
 }
 
@@ -109,6 +115,7 @@ namespace detail {
 Runtime* current_runtime_or_null() noexcept { return nullptr; }
 
 RawTask fiber_create(Runtime* runtime, const SpawnSpec& spec) {
+  rt::check_not_fork_child("spawn");
   rt::Region region;  // may use the core's fiber cache
   Core* here = rt::current_core();
   RuntimeImpl* r = nullptr;

@@ -45,6 +45,7 @@ struct ActivationCounters {
   std::atomic<std::uint64_t> handbacks{0};       // returning threads that handed their fiber back
   std::atomic<std::uint64_t> standby_sleeps{0};  // standby slept while the holder parked
   std::atomic<std::uint64_t> standby_wakes{0};   // holder woke its sleeping standby
+  std::atomic<std::uint64_t> blocks_d{0};        // of blocks: uninterruptible (D) sleeps
 };
 
 struct alignas(64) Core {
@@ -167,6 +168,7 @@ struct Activation {
   // Set by the standby that took this thread's core (before its CAS, read by this thread after
   // it observed the loss, which the CAS orders): when the block started (CLOCK_MONOTONIC ns).
   std::atomic<std::int64_t> blocked_since_ns{0};
+  std::atomic<std::uint32_t> blocked_state{0};  // the kernel's prev_state at that block
 
   // --- Owner-only (this thread).
   RawContext loop_ctx = nullptr;  // the scheduler loop, suspended while a fiber runs

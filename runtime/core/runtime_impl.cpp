@@ -30,6 +30,8 @@ constexpr std::int64_t kQuiescentGraceNs = 100'000'000;  // 100 ms without any p
 }
 
 RuntimeImpl::RuntimeImpl(const Options& opts) {
+  check_not_fork_child("creating a Runtime");
+  install_fork_handler();
   cfg = resolve_config(opts);
   policy_owner = opts.policy;
   policy = policy_owner.get();

@@ -13,6 +13,7 @@
 
 #include "runtime/activations/backend.hpp"
 #include "runtime/context/stack_pool.hpp"
+#include "runtime/stats/block_log.hpp"
 #include "runtime/stats/histogram.hpp"
 #include "runtime/core/core.hpp"
 #include "runtime/sched/inject_queue.hpp"
@@ -151,12 +152,17 @@ class RuntimeImpl {
   LatencyHistogram hist_detect;  // block (kernel switch-out) -> core claimed
   LatencyHistogram hist_upcall;  // block -> another fiber running on that core
   LatencyHistogram hist_block;   // block -> the fiber handed back by its returning thread
+  LatencyHistogram hist_resume;  // hand-back -> the fiber running again
+  BlockLog block_log;
 
   std::atomic<bool> stopping{false};  // no new spawns from outside
   std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)
 };
 
 std::int64_t now_ns() noexcept;
+// fork.cpp: registers the atfork handler once; throws std::logic_error in a fork child.
+void install_fork_handler();
+void check_not_fork_child(const char* what);
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns);
 void futex_wake(std::atomic<std::uint32_t>* word, int n);
 

@@ -314,3 +314,51 @@ TEST(ActivationsOff, RawReadBlockStallsTheCore) {
 
 }  // namespace
 }  // namespace upcall::test
+
+namespace upcall::test {
+namespace {
+
+TEST(Fork, ChildMayOnlyExecAndSpawnFailsClearly) {
+  Options o;
+  o.cores = 1;
+  Runtime rt(o);
+  const int status = rt.block_on([&] {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      // In the child: the fiber continues as a plain thread; spawning must fail clearly.
+      int code = 10;
+      try {
+        rt.spawn([] {});
+      } catch (const std::logic_error& e) {
+        code = std::strstr(e.what(), "fork") ? 0 : 11;
+      }
+      this_task::yield();  // a plain-thread yield, no runtime needed
+      if (code == 0) execl("/bin/true", "true", static_cast<char*>(nullptr));
+      _exit(code);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+  });
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: spawn did not throw, 11: message does not say fork";
+}
+
+TEST(Observability, RecentBlocksNameTheFiber) {
+  auto rt = make_runtime("bpf");
+  REQUIRE_BACKEND(rt, "bpf");
+  rt->block_on([] {
+    auto h = spawn([] { return read_pipe_after(50ms); }, SpawnOptions{"slow-reader", 0});
+    EXPECT_TRUE(h.join());
+  });
+  const auto blocks = rt->recent_blocks();
+  ASSERT_FALSE(blocks.empty());
+  bool found = false;
+  for (const auto& b : blocks)
+    found |= std::strcmp(b.fiber_name, "slow-reader") == 0 && b.duration_ns >= 40'000'000 &&
+             (b.kernel_state & 0x1);
+  EXPECT_TRUE(found) << "no record of slow-reader blocking ~50 ms interruptibly";
+}
+
+}  // namespace
+}  // namespace upcall::test
