@@ -22,6 +22,7 @@ struct StatusView {
   std::uint32_t prev_state = 0;   // the kernel's task->__state at the switch-out
   std::uint32_t intent = 0;       // 1 = the runtime waits on purpose (idle park)
   std::int64_t last_switch_ns = 0;  // CLOCK_MONOTONIC of the last switch in or out
+  int cpu = -1;                     // the CPU of the last switch (bpf); -1 unknown
 };
 
 // True for the sleep states a takeover is for: interruptible or uninterruptible sleep

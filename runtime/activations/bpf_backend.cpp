@@ -1,7 +1,6 @@
 // runtime/activations/bpf_backend.cpp: the bpf backend, a thin adapter over kernel-glue's
-// BpfGlue. One BpfGlue per process (the programs filter on our pid, then on registered
-// threads), created on first use and kept for the life of the process, so a process that
-// starts many runtimes (a test suite) loads the programs once. Slots are handed out from a
+// BpfGlue. One BpfGlue per process at a time (the programs filter on our pid, then on
+// registered threads), shared by the runtimes alive and closed with the last of them. Slots are handed out from a
 // process-wide bitmap under a mutex (registration is off every hot path).
 #include <unistd.h>
 
@@ -62,6 +61,7 @@ class BpfBackend final : public ActivationBackend {
     out->prev_state = w.prev_state;
     out->intent = w.intent;
     out->last_switch_ns = static_cast<std::int64_t>(w.last_switch_ns);
+    out->cpu = static_cast<int>(w.cpu);
     return 0;
   }
 
@@ -87,18 +87,20 @@ class BpfBackend final : public ActivationBackend {
 }  // namespace
 
 std::shared_ptr<ActivationBackend> bpf_backend(std::string* why) {
+  // Shared by the runtimes alive at a time; the programs detach when the last one goes (so a
+  // process without a runtime adds nothing to the machine's context switches).
   static std::mutex mu;
-  static std::shared_ptr<ActivationBackend> instance;
-  static std::string failure;
-  static bool tried = false;
+  static std::weak_ptr<ActivationBackend> current;
   std::lock_guard<std::mutex> lock(mu);
-  if (!tried) {
-    tried = true;
-    auto b = std::make_shared<BpfBackend>();
-    if (b->open(&failure) == 0) instance = b;
+  if (auto b = current.lock()) return b;
+  auto b = std::make_shared<BpfBackend>();
+  std::string failure;
+  if (b->open(&failure) != 0) {
+    if (why) *why = failure;
+    return nullptr;
   }
-  if (!instance && why) *why = failure;
-  return instance;
+  current = b;
+  return b;
 }
 
 }  // namespace upcall::rt

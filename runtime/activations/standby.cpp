@@ -16,6 +16,7 @@
 #include "runtime/activations/activations.hpp"
 #include "runtime/activations/backend.hpp"
 #include "runtime/core/runtime_impl.hpp"
+#include "runtime/core/signals.hpp"
 
 namespace upcall::rt {
 
@@ -91,6 +92,15 @@ void run_standby(Activation* a) {
       }
       if (++spins % 64 == 0) sched_yield();
       cpu_relax();
+      continue;
+    }
+    if (st.cpu >= 0 && st.cpu != c->cpu) {
+      // The holder ran elsewhere: someone re-pinned the runtime's threads, and the same-CPU
+      // argument of the region bit no longer holds (DESIGN.md section 10). No takeover.
+      c->act.refused.fetch_add(1, std::memory_order_relaxed);
+      announce_once("repinned", "upcall: a runtime thread runs off its core's CPU (re-pinned?); "
+                                "scheduler activations are off for that core");
+      sched_yield();
       continue;
     }
     // Written before the claim; the CAS's release publishes it to the returning thread,
