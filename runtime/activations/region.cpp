@@ -20,12 +20,22 @@ Core* region_enter() noexcept {
     const bool held = (w & ~Core::kInRegion) == reinterpret_cast<std::uintptr_t>(a);
     if (!f) return held ? c : nullptr;  // the loop (always in a region) or a spare
     if (held) {
-      if (f->region_depth++ == 0) {
-        // Same-CPU argument (core.hpp): nothing between the load above and this store can
-        // block, so no standby can claim the core in between.
-        c->owner.store(w | Core::kInRegion, std::memory_order_relaxed);
+      if (f->region_depth == 0) {
+        // Check and mark in one CAS: a claim (standby or watchdog) that lands between our
+        // load and here makes it fail, and we take the hand-back path below. (A plain store
+        // would be correct only while the claimer shares our CPU and we cannot block between
+        // the load and the store; the watchdog runs on any CPU.) acquire: pairs with the
+        // release of the previous region exit / hand-over.
+        std::uintptr_t expected = w;
+        if (!c->owner.compare_exchange_strong(expected, w | Core::kInRegion,
+                                              std::memory_order_acquire,
+                                              std::memory_order_relaxed))
+          continue;
+        f->region_depth = 1;
         if (__builtin_expect(a->pending_promotion, 0)) finish_takeover(a);
         bump(c->heartbeat);
+      } else {
+        ++f->region_depth;
       }
       return c;
     }
@@ -36,6 +46,8 @@ Core* region_enter() noexcept {
   }
 }
 
+// Leaving a region is a release store: the standby's claim (an acq_rel CAS that reads this
+// value) then happens-after every write the holder made to the core's owner-only state.
 void region_exit() noexcept {
   Activation* a = current_activation();
   if (!a) return;
@@ -43,7 +55,7 @@ void region_exit() noexcept {
   if (!f || f->region_depth == 0) return;
   if (--f->region_depth == 0) {
     Core* c = a->core;
-    if (c->held_by(a)) c->owner.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_relaxed);
+    if (c->held_by(a)) c->owner.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_release);
   }
 }
 
@@ -52,7 +64,7 @@ void region_clear_for_user() noexcept {
   Fiber* f = a ? a->current : nullptr;
   if (!f || f->region_depth != 0) return;
   Core* c = a->core;
-  if (c->held_by(a)) c->owner.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_relaxed);
+  if (c->held_by(a)) c->owner.store(reinterpret_cast<std::uintptr_t>(a), std::memory_order_release);
 }
 
 void hand_back(Activation* a, Fiber* f) noexcept {

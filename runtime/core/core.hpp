@@ -72,13 +72,11 @@ struct alignas(64) Core {
 
   // --- Shared.
   // The core word: the holding activation's address | kInRegion while the holder executes
-  // runtime code (runtime/activations/region.hpp). Check-and-claim of a takeover is one CAS on
-  // this word (the standby, runtime/activations/standby.cpp). The holder toggles kInRegion with
-  // plain relaxed stores: every activation of a core is pinned to the core's CPU, so a holder's
-  // load-check-store cannot interleave with a standby's CAS except across a block in the
-  // kernel, and nothing between the load and the store can block (no syscall, no fault: the
-  // Core is pre-faulted). Handing the core away (blocking(), shutdown) is a release store that
-  // pairs with the new holder's acquire load in its loop.
+  // runtime code (runtime/activations/region.hpp). A takeover's check-and-claim is one CAS on
+  // this word expecting the bit clear (standby.cpp, manager.cpp); the holder sets the bit with
+  // a CAS too (region_enter), so the two can never both succeed, and clears it with a release
+  // store (no claim can land while the bit is set). Handing the core away (blocking(),
+  // shutdown) is a release store that pairs with the new holder's acquire load in its loop.
   std::atomic<std::uintptr_t> owner{0};
   static constexpr std::uintptr_t kInRegion = 1;
   Activation* holder() const {
