@@ -41,7 +41,8 @@ class RuntimeImpl {
 
   // --- Scheduling (runtime/sched/scheduler.cpp).
   // Makes a fiber ready. `here` is the caller's held core, or nullptr from any other thread.
-  void make_ready(Fiber* f, TaskEvent why, Core* here);
+  // `lifo`: a wake-up takes the LIFO slot (false: the tail, e.g. for timers due together).
+  void make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo = true);
   // The holder's quick pick for a direct fiber-to-fiber switch: LIFO slot, local queue, and
   // every kFairnessTick-th call the injection queue and timers. nullptr: go to the loop.
   Fiber* next_local(Core* c) {
@@ -118,6 +119,9 @@ class RuntimeImpl {
   // Idle cores (Go's pidle + nmspinning). n_spinning counts cores searching for work; a waker
   // that sees one skips waking. Writers use seq_cst RMWs: the Dekker pairing with wakers is
   // written out in runtime/sched/scheduler.cpp.
+  // Tasks enqueued into a custom Policy and not yet picked or stolen: lets idle cores see work
+  // in queues they do not own (the policy's). seq_cst: the same Dekker pairing as inject.
+  std::atomic<std::int64_t> policy_pending{0};
   std::atomic<int> n_spinning{0};
   std::atomic<int> n_idle{0};
   std::mutex idle_mu;               // guards idle_list and Core::idle_listed

@@ -40,14 +40,15 @@ __attribute__((noinline)) void run_post_action(SwitchRecord& sw) {
         from->rt->make_ready(from, TaskEvent::task_yield, sw.self->core);
       return;
     case PostAction::commit_park: {
+      // The policy hears TASK_BLOCKED before the park is committed: once it is, an unparker on
+      // another core may enqueue TASK_WAKEUP at once, and the per-task order must hold.
+      if (from->rt->policy) from->rt->policy->on_blocked(sw.self->core->index, TaskRef(from));
       std::uint32_t expected = kParkRunning;
       // acq_rel: release publishes the saved context to the unparker that will see Parked
       // (its CAS Parked -> Running acquires); acquire pairs with a permit's release.
       if (from->park_state.compare_exchange_strong(expected, kParkParked,
-                                                   std::memory_order_acq_rel)) {
-        if (from->rt->policy) from->rt->policy->on_blocked(sw.self->core->index, TaskRef(from));
+                                                   std::memory_order_acq_rel))
         return;
-      }
       // A permit arrived between the decision to park and now: consume it and stay ready.
       UPCALL_DCHECK(expected == kParkNotified, "commit_park: unexpected park state");
       from->park_state.store(kParkRunning, std::memory_order_relaxed);
@@ -181,7 +182,7 @@ void park_current_fiber(Activation* a, Fiber* self) {
   switch_away(a, self, PostAction::commit_park);
 }
 
-void unpark_fiber(Fiber* f) {
+void unpark_fiber(Fiber* f, bool lifo) {
   std::uint32_t s = f->park_state.load(std::memory_order_relaxed);
   for (;;) {
     if (s == kParkParked) {
@@ -191,7 +192,8 @@ void unpark_fiber(Fiber* f) {
         // The waker's core only if it belongs to f's runtime (a fiber may unpark a fiber of
         // another runtime, e.g. when joining across runtimes).
         Core* here = current_core();
-        f->rt->make_ready(f, TaskEvent::task_wakeup, here && here->rt == f->rt ? here : nullptr);
+        f->rt->make_ready(f, TaskEvent::task_wakeup, here && here->rt == f->rt ? here : nullptr,
+                          lifo);
         return;
       }
     } else if (s == kParkRunning) {
