@@ -30,7 +30,7 @@ struct UPCALL_API Options {
   std::optional<std::size_t> stack_size;   // UPCALL_STACK_SIZE / --upcall-stack-size: bytes,
                                            // suffixes K/M accepted ("64K")
   std::optional<std::string> idle;         // UPCALL_IDLE / --upcall-idle: park|poll|spin:<us>
-  std::optional<std::string> activations;  // UPCALL_ACTIVATIONS: bpf|fallback|off
+  std::optional<std::string> activations;  // UPCALL_ACTIVATIONS: bpf|fallback|off (default bpf)
   std::optional<std::string> io;           // UPCALL_IO: uring|epoll
   // Scheduling policy; nullptr selects the built-in per-core FIFO + work stealing policy.
   std::shared_ptr<Policy> policy;
@@ -50,7 +50,7 @@ struct UPCALL_API EffectiveConfig {
   std::size_t stack_size = 0;   // usable bytes per fiber stack (guard page not included)
   IdleMode idle = IdleMode::park;
   unsigned spin_us = 0;         // spin budget before parking (park mode)
-  std::string activations;      // effective backend: "off" until the activation backends exist
+  std::string activations;      // effective activation backend: "bpf", "fallback" or "off"
   std::string io;               // effective I/O backend: "none" until the reactor exists
   std::string policy;           // "fifo" or the custom policy's name()
   std::string guard;            // "madvise" (MADV_GUARD_INSTALL) or "mprotect"

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "upcall/options.hpp"
 #include "upcall/stats.hpp"
@@ -52,6 +53,8 @@ class UPCALL_API Runtime {
   std::uint64_t live_fibers() const;
   // Stacks currently lent to fibers.
   std::uint64_t stacks_in_use() const;
+  // The last 64 blocks of kernel threads that were taken over, oldest first.
+  std::vector<BlockRecord> recent_blocks() const;
 
   rt::RuntimeImpl* impl() const { return impl_.get(); }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace upcall {
@@ -21,12 +22,49 @@ struct CoreStats {
   std::uint64_t timers_fired = 0;
 };
 
+// A latency distribution (nanoseconds; percentiles are bucket upper bounds, within 25%).
+struct LatencySummary {
+  std::uint64_t count = 0;
+  std::uint64_t p50 = 0;
+  std::uint64_t p99 = 0;
+  std::uint64_t max = 0;
+};
+
+// Scheduler activations: "who blocked my worker and for how long".
+struct ActivationStats {
+  std::string backend;                // "bpf", "fallback" or "off"
+  std::uint64_t blocks = 0;           // holder blocks in user code that were taken over
+  std::uint64_t takeovers = 0;        // cores claimed by a standby (or the watchdog's spare)
+  std::uint64_t refused = 0;          // blocks inside a runtime region (never taken over)
+  std::uint64_t no_standby = 0;       // times a core had no standby (thread cap reached)
+  std::uint64_t handbacks = 0;        // returning threads that handed their fiber back
+  std::uint64_t standby_sleeps = 0;   // the standby slept while its holder parked on purpose
+  std::uint64_t standby_wakes = 0;    // the holder woke its standby when it unparked
+  std::uint64_t promotion_failures = 0;  // SCHED_IDLE -> SCHED_OTHER refused (EPERM)
+  std::uint64_t blocks_interruptible = 0;    // of `blocks`: sleeping in S state (syscalls)
+  std::uint64_t blocks_uninterruptible = 0;  // of `blocks`: D state (disk, faults, vfork)
+  LatencySummary detect;  // block (kernel switch-out) -> core claimed
+  LatencySummary upcall;  // block -> another fiber running on that core
+  LatencySummary block;   // block -> the blocked fiber handed back (block + return time)
+  LatencySummary resume;  // hand-back -> the fiber running again on a core
+};
+
+// One block that was taken over (Runtime::recent_blocks).
+struct BlockRecord {
+  std::uint64_t fiber_id = 0;
+  char fiber_name[32] = {};
+  int core = -1;
+  std::uint32_t kernel_state = 0;  // task->__state: 0x1 interruptible, 0x2 uninterruptible
+  std::uint64_t duration_ns = 0;   // block start -> fiber handed back
+};
+
 struct RuntimeStats {
   std::vector<CoreStats> cores;
   std::uint64_t fibers_spawned = 0;
   std::uint64_t fibers_finished = 0;
   std::uint64_t blocking_inline = 0;  // blocking() calls run in place: the spare-thread cap was hit
   std::uint64_t threads = 0;          // kernel threads the runtime owns now
+  ActivationStats activations;
 };
 
 }  // namespace upcall

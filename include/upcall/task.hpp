@@ -36,8 +36,10 @@ struct ResultSlot {
   std::exception_ptr error;
   bool has_value = false;
 
+  // Moves the outcome out: the exception is taken too, so the joiner owns its last reference
+  // (the storage is disposed of later, possibly on another thread).
   R take() {
-    if (error) std::rethrow_exception(error);
+    if (error) std::rethrow_exception(std::exchange(error, nullptr));
     return std::move(value);
   }
   void destroy_value() {
@@ -51,7 +53,7 @@ struct ResultSlot<void> {
   std::exception_ptr error;
   bool has_value = false;
   void take() {
-    if (error) std::rethrow_exception(error);
+    if (error) std::rethrow_exception(std::exchange(error, nullptr));
   }
   void destroy_value() { has_value = false; }
 };
@@ -131,6 +133,7 @@ class JoinHandle {
   T join() {
     if (!fiber_) throw std::logic_error("upcall::JoinHandle::join: handle is not joinable");
     detail::fiber_join(fiber_);
+    // The reference is dropped after take() moved the outcome out (also when it throws).
     struct Release {
       detail::FiberHandle* f;
       ~Release() { detail::fiber_release(f, true); }

@@ -75,9 +75,8 @@ int StackPool::grow(std::vector<char*>& out) {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (mem == MAP_FAILED) return -errno;
   char* base = static_cast<char*>(mem);
-  // Shared maps must not leak into a fork child that only execs; stacks are private anyway,
-  // but copying them on fork would be pure cost.
-  madvise(base, bytes, MADV_DONTFORK);
+  // No MADV_DONTFORK here: a fiber that calls fork() continues, in the child, on its own
+  // fiber stack, which must therefore exist there (copy-on-write costs nothing until written).
   for (std::size_t i = 0; i < n; ++i) {
     char* slot = base + i * slot_;
     const int rc = guard_ == Guard::madvise ? madvise(slot, page_, kMadvGuardInstall)

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "runtime/activations/activations.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 
@@ -75,7 +76,28 @@ void RuntimeImpl::thread_main(Activation* a) {
     if (sigaltstack(&ss, nullptr) == 0) a->altstack = alt;
   }
   enter_fiber_thread(a);
-  loop(a);
+  if (backend) {
+    const int slot = backend->register_thread(a->tid);
+    // release: pairs with the standby's / watchdog's acquire; a slot < 0 is never read.
+    a->slot.store(slot, std::memory_order_release);
+  }
+  // The role dispatcher: a thread changes role many times in its life (DESIGN.md).
+  while (!stopped.load(std::memory_order_acquire)) {
+    if (a->role == Role::active) {
+      run_active(a);
+    } else if (a->role == Role::standby) {
+      run_standby(a);
+    } else {
+      // Holds nothing (a spare, back from upcall::blocking, or a returning thread).
+      a->role = Role::spare;
+      if (become_standby(a)) continue;
+      if (!wait_as_spare(a)) break;
+    }
+  }
+  if (a->core->standby.load(std::memory_order_relaxed) == a)
+    a->core->standby.store(nullptr, std::memory_order_relaxed);
+  const int slot = a->slot.exchange(-1, std::memory_order_acq_rel);
+  if (backend && slot >= 0) backend->unregister_thread(a->tid, static_cast<std::uint32_t>(slot));
   if (a->altstack) {
     stack_t ss{};
     ss.ss_flags = SS_DISABLE;
@@ -86,22 +108,27 @@ void RuntimeImpl::thread_main(Activation* a) {
   set_current_activation(nullptr);
 }
 
-void RuntimeImpl::loop(Activation* a) {
+void RuntimeImpl::run_active(Activation* a) {
   Core* c = a->core;
   for (;;) {
-    if (c->holder.load(std::memory_order_acquire) != a) {
-      if (!wait_as_spare(a)) return;
-      continue;
-    }
+    // acquire: pairs with the release that handed us the core (set_holder, the takeover CAS).
+    if (c->holder_acquire() != a) return;
     if (Fiber* f = find_work(c)) {
       stop_spinning(c);
       c->busy.store(true, std::memory_order_relaxed);
+      if (a->takeover_ns) {
+        // First fiber after a takeover: the upcall latency (block -> a fiber running again).
+        const std::int64_t now = now_ns();
+        if (now > a->takeover_ns) hist_upcall.record(now - a->takeover_ns);
+        a->takeover_ns = 0;
+      }
       run_fiber_from_loop(a, f);
       // Back in the loop: either the core ran dry, or this thread gave the core away.
-      if (c->holder.load(std::memory_order_relaxed) == a)
-        c->busy.store(false, std::memory_order_relaxed);
+      if (c->held_by(a)) c->busy.store(false, std::memory_order_relaxed);
+      if (a->pending_promotion && c->held_by(a)) finish_takeover(a);
       continue;
     }
+    if (a->pending_promotion) finish_takeover(a);
     if (!idle(a, c)) {
       c->busy.store(false, std::memory_order_relaxed);
       return;
@@ -111,19 +138,24 @@ void RuntimeImpl::loop(Activation* a) {
 
 bool RuntimeImpl::wait_as_spare(Activation* a) {
   Core* c = a->core;
+  // A spare runs at normal priority (a blocking() handoff or a fallback takeover needs it so).
+  set_sched_idle(a, false);
   {
     std::lock_guard<std::mutex> lock(c->spare_mu);
     if (stopped.load(std::memory_order_acquire)) return false;
-    a->wake_word.store(0, std::memory_order_relaxed);
+    a->wake_word.store(kWakeNone, std::memory_order_relaxed);
     if (!a->listed_spare) {
       c->spares.push_back(a);
       a->listed_spare = true;
     }
   }
   std::uint32_t v;
-  // acquire: pairs with the release store of the thread that hands us the core (step 2).
-  while ((v = a->wake_word.load(std::memory_order_acquire)) == 0) futex_wait(&a->wake_word, 0, -1);
-  return v == 1;
+  // acquire: pairs with the release store of the thread that hands us the core or a role.
+  while ((v = a->wake_word.load(std::memory_order_acquire)) == kWakeNone)
+    futex_wait(&a->wake_word, kWakeNone, -1);
+  if (v == kWakeActive) a->role = Role::active;
+  if (v == kWakeStandby) a->role = Role::standby;
+  return v != kWakeExit;
 }
 
 bool RuntimeImpl::hand_core_to_spare(Activation* a) {
@@ -141,20 +173,22 @@ bool RuntimeImpl::hand_core_to_spare(Activation* a) {
                 static_cast<int>(cores.size()) * kMaxThreadsPerCore)
     return false;
   bump(c->counters.blocking_handoffs);
+  a->role = Role::blocking;
   if (s) {
-    c->holder.store(s, std::memory_order_release);
-    s->wake_word.store(1, std::memory_order_release);
+    c->set_holder(s);
+    s->wake_word.store(kWakeActive, std::memory_order_release);
     futex_wake(&s->wake_word, 1);
     return true;
   }
   bump(c->counters.spares_created);
   s = new_activation(c);
-  s->wake_word.store(1, std::memory_order_relaxed);
-  c->holder.store(s, std::memory_order_release);
+  s->role = Role::active;
+  c->set_holder(s);
   try {
     start_thread(s);
   } catch (const std::system_error&) {
-    c->holder.store(a, std::memory_order_relaxed);  // nobody else saw the core change hands
+    a->role = Role::active;
+    c->set_holder(a);  // nobody else saw the core change hands
     return false;
   }
   return true;

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "runtime/activations/region.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/core/signals.hpp"
@@ -52,6 +53,7 @@ Runtime::~Runtime() {
 const EffectiveConfig& Runtime::config() const { return impl_->cfg; }
 std::uint64_t Runtime::live_fibers() const { return impl_->live_fibers(); }
 std::uint64_t Runtime::stacks_in_use() const { return impl_->stacks_in_use(); }
+std::vector<BlockRecord> Runtime::recent_blocks() const { return impl_->block_log.snapshot(); }
 
 RuntimeStats Runtime::stats() const {
   RuntimeStats s;
@@ -75,6 +77,34 @@ RuntimeStats Runtime::stats() const {
   s.fibers_finished = impl_->fibers_finished();
   s.blocking_inline = ld(impl_->blocking_inline);
   s.threads = static_cast<std::uint64_t>(impl_->thread_count.load());
+  ActivationStats& a = s.activations;
+  a.backend = impl_->cfg.activations;
+  for (const auto& c : impl_->cores) {
+    a.blocks += ld(c->act.blocks);
+    a.takeovers += ld(c->act.takeovers);
+    a.refused += ld(c->act.refused);
+    a.no_standby += ld(c->act.no_standby);
+    a.handbacks += ld(c->act.handbacks);
+    a.standby_sleeps += ld(c->act.standby_sleeps);
+    a.standby_wakes += ld(c->act.standby_wakes);
+    a.blocks_uninterruptible += ld(c->act.blocks_d);
+  }
+  a.blocks_interruptible = a.handbacks > a.blocks_uninterruptible
+                               ? a.handbacks - a.blocks_uninterruptible
+                               : 0;
+  a.promotion_failures = ld(impl_->promotion_failures);
+  auto summary = [](const rt::LatencyHistogram& h) {
+    LatencySummary l;
+    l.count = h.count();
+    l.p50 = h.percentile(50);
+    l.p99 = h.percentile(99);
+    l.max = h.max();
+    return l;
+  };
+  a.detect = summary(impl_->hist_detect);
+  a.upcall = summary(impl_->hist_upcall);
+  a.block = summary(impl_->hist_block);
+  a.resume = summary(impl_->hist_resume);
   return s;
 }
 
@@ -85,6 +115,8 @@ namespace detail {
 Runtime* current_runtime_or_null() noexcept { return nullptr; }
 
 RawTask fiber_create(Runtime* runtime, const SpawnSpec& spec) {
+  rt::check_not_fork_child("spawn");
+  rt::Region region;  // may use the core's fiber cache
   Core* here = rt::current_core();
   RuntimeImpl* r = nullptr;
   if (runtime) {
@@ -104,6 +136,7 @@ RawTask fiber_create(Runtime* runtime, const SpawnSpec& spec) {
 }
 
 void fiber_start(FiberHandle* h) {
+  rt::Region region;  // may push onto the core's run queue
   Fiber* f = from_handle(h);
   Core* here = rt::current_core();
   Core* local = (here && here->rt == f->rt) ? here : nullptr;
@@ -135,12 +168,14 @@ void fiber_join(FiberHandle* h) {
 }
 
 void fiber_release(FiberHandle* h, bool joined) {
+  rt::Region region;  // the last release returns the stack to the core's cache
   Fiber* f = from_handle(h);
   f->joined = joined;
   f->rt->drop_ref(f);
 }
 
 void fiber_abandon(FiberHandle* h) noexcept {
+  rt::Region region;
   Fiber* f = from_handle(h);
   Core* here = rt::current_core();
   f->rt->free_fiber(f, (here && here->rt == f->rt) ? here : nullptr);
@@ -161,6 +196,7 @@ void report_unjoined_exception(const std::exception_ptr& e) noexcept {
 // ---------------------------------------------------------------------------------- blocking
 
 bool blocking_enter() {
+  rt::Region region;  // hands the core over from inside the runtime
   Activation* a = rt::current_activation();
   Fiber* f = rt::current_fiber();
   if (!f) return false;
@@ -185,6 +221,7 @@ void blocking_exit() {
   Fiber* f = a->current;
   rt::blocking_return(a, f);
   f->state = rt::FiberState::Running;
+  rt::region_clear_for_user();  // resumed by a holder in its region; back to user code
 }
 
 }  // namespace detail
@@ -196,6 +233,7 @@ namespace this_task {
 // yield() is defined in runtime/core/switch.cpp, where the switch path inlines into it.
 
 void sleep_until(std::chrono::steady_clock::time_point deadline) {
+  rt::Region region;
   Fiber* self = rt::current_fiber();
   if (!self) {
     std::this_thread::sleep_until(deadline);

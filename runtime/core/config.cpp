@@ -48,6 +48,7 @@ std::size_t parse_size(const std::string& what, const std::string& s) {
   if (s.empty()) bad(what, "empty value");
   char* end = nullptr;
   errno = 0;
+  if (s[0] == '-') bad(what, "'" + s + "' is negative");
   const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
   if (errno || end == s.c_str()) bad(what, "'" + s + "' is not a size (e.g. 65536, 64K, 1M)");
   std::size_t mult = 1;
@@ -58,6 +59,7 @@ std::size_t parse_size(const std::string& what, const std::string& s) {
     mult = 1024 * 1024;
   else if (!suffix.empty())
     bad(what, "'" + s + "' has an unknown suffix (use K or M)");
+  if (v > (std::size_t{1} << 40) / mult) bad(what, "'" + s + "' is far too large");
   return static_cast<std::size_t>(v) * mult;
 }
 
@@ -83,6 +85,7 @@ std::vector<int> parse_cpulist(const std::string& text) {
   std::stringstream ss(text);
   std::string part;
   if (text.empty()) throw std::invalid_argument("empty cpulist");
+  if (text.back() == ',') throw std::invalid_argument("trailing comma in cpulist '" + text + "'");
   while (std::getline(ss, part, ',')) {
     if (part.empty()) throw std::invalid_argument("empty element in cpulist '" + text + "'");
     const auto dash = part.find('-');
@@ -146,10 +149,25 @@ Options& Options::parse_args(int& argc, char** argv) {
           "unknown flag (known: --upcall-cores, --upcall-cpus, --upcall-stack-size, "
           "--upcall-idle, --upcall-activations, --upcall-io)");
     // Runtime options set in code win over flags: only fill what is unset.
-    if (name == "cores" && !cores) cores = static_cast<int>(parse_int("--upcall-cores", value));
-    if (name == "cpus" && !cpus) cpus = value;
+    if (name == "cores" && !cores) {
+      const long long n = parse_int("--upcall-cores", value);
+      if (n < 1 || n > CPU_SETSIZE) bad("--upcall-cores=" + value, "must be 1 .. number of CPUs");
+      cores = static_cast<int>(n);
+    }
+    if (name == "cpus" && !cpus) {
+      try {
+        parse_cpulist(value);  // validated here so the error names the flag
+      } catch (const std::invalid_argument& e) {
+        bad("--upcall-cpus=" + value, e.what());
+      }
+      cpus = value;
+    }
     if (name == "stack-size" && !stack_size) stack_size = parse_size("--upcall-stack-size", value);
-    if (name == "idle" && !idle) idle = value;
+    if (name == "idle" && !idle) {
+      if (value != "park" && value != "poll" && value.rfind("spin:", 0) != 0)
+        bad("--upcall-idle=" + value, "expected park, poll or spin:<us>");
+      idle = value;
+    }
     if (name == "activations" && !activations) activations = value;
     if (name == "io" && !io) io = value;
   }
@@ -197,6 +215,7 @@ EffectiveConfig resolve_config(const Options& o) {
     cores = parse_int("UPCALL_CORES", e);
     cores_what = std::string("UPCALL_CORES=") + e;
   }
+  if (cores > CPU_SETSIZE) bad(cores_what, "far more cores than this machine can have");
   if (cores < 1) bad(cores_what, "the number of cores must be at least 1");
   if (cores > static_cast<long long>(cpus.size()))
     bad(cores_what, "asks for more cores than CPUs in " + cpus_src + " (" +
@@ -254,8 +273,15 @@ EffectiveConfig resolve_config(const Options& o) {
                                                    "); running with " + effective);
     return std::string(effective);
   };
-  c.activations = backend(o.activations, "UPCALL_ACTIVATIONS", {"bpf", "fallback", "off"}, "off",
-                          "the activation backends are not built yet");
+  // Activations: the requested backend; the runtime falls back (bpf -> fallback) with a
+  // one-line announcement when this machine does not allow it, and reports the effective one.
+  {
+    std::optional<std::string> v = o.activations;
+    if (!v && env("UPCALL_ACTIVATIONS")) v = env("UPCALL_ACTIVATIONS");
+    c.activations = v ? *v : "bpf";
+    if (c.activations != "bpf" && c.activations != "fallback" && c.activations != "off")
+      bad("UPCALL_ACTIVATIONS=" + c.activations, "expected bpf|fallback|off");
+  }
   c.io = backend(o.io, "UPCALL_IO", {"uring", "epoll"}, "none",
                  "the I/O reactor is not built yet");
   c.policy = "fifo";

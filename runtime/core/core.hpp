@@ -35,6 +35,19 @@ inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+// Per-core activation counters. Written with relaxed RMWs by whichever activation of the core
+// observes the event (standby, returning thread, holder), read by anyone.
+struct ActivationCounters {
+  std::atomic<std::uint64_t> blocks{0};          // holder blocks in user code seen by the standby
+  std::atomic<std::uint64_t> takeovers{0};       // cores claimed from a blocked holder
+  std::atomic<std::uint64_t> refused{0};         // blocks seen inside a runtime region
+  std::atomic<std::uint64_t> no_standby{0};      // takeovers impossible: no standby (cap reached)
+  std::atomic<std::uint64_t> handbacks{0};       // returning threads that handed their fiber back
+  std::atomic<std::uint64_t> standby_sleeps{0};  // standby slept while the holder parked
+  std::atomic<std::uint64_t> standby_wakes{0};   // holder woke its sleeping standby
+  std::atomic<std::uint64_t> blocks_d{0};        // of blocks: uninterruptible (D) sleeps
+};
+
 struct alignas(64) Core {
   // --- Fixed at start.
   int index = 0;
@@ -58,9 +71,30 @@ struct alignas(64) Core {
   std::atomic<Fiber*> lifo{nullptr};
 
   // --- Shared.
-  // The activation holding the core. Written by the holder when it hands the core away
-  // (release; pairs with the acquire load of the new holder in its loop), read by anyone.
-  std::atomic<Activation*> holder{nullptr};
+  // The core word: the holding activation's address | kInRegion while the holder executes
+  // runtime code (runtime/activations/region.hpp). A takeover's check-and-claim is one CAS on
+  // this word expecting the bit clear (standby.cpp, manager.cpp); the holder sets the bit with
+  // a CAS too (region_enter), so the two can never both succeed, and clears it with a release
+  // store (no claim can land while the bit is set). Handing the core away (blocking(),
+  // shutdown) is a release store that pairs with the new holder's acquire load in its loop.
+  std::atomic<std::uintptr_t> owner{0};
+  static constexpr std::uintptr_t kInRegion = 1;
+  Activation* holder() const {
+    return reinterpret_cast<Activation*>(owner.load(std::memory_order_relaxed) & ~kInRegion);
+  }
+  Activation* holder_acquire() const {
+    return reinterpret_cast<Activation*>(owner.load(std::memory_order_acquire) & ~kInRegion);
+  }
+  bool held_by(const Activation* a) const { return holder() == a; }
+  // Hands the core to `a` (release), which starts in its loop, inside a region.
+  void set_holder(Activation* a) {
+    owner.store(reinterpret_cast<std::uintptr_t>(a) | kInRegion, std::memory_order_release);
+  }
+
+  // Activations of this core (runtime/activations): the standby that watches the holder, and
+  // a futex the standby sleeps on while the holder parks on purpose (1 = sleeping).
+  std::atomic<Activation*> standby{nullptr};
+  std::atomic<std::uint32_t> standby_word{0};
   // Park futex: 1 while the core sleeps in the kernel, set by the core before it sleeps (under
   // RuntimeImpl::idle_mu), cleared by the waker (release; the woken core's acquire load pairs).
   std::atomic<std::uint32_t> park_word{0};
@@ -73,6 +107,14 @@ struct alignas(64) Core {
   std::vector<Activation*> spares;   // parked activations of this core, ready to take it over
 
   CoreCounters counters;
+  ActivationCounters act;
+  // Bumped by the holder at every runtime entry (relaxed), read by the fallback watchdog.
+  std::atomic<std::uint64_t> heartbeat{0};
+  // Watchdog bookkeeping (manager thread only).
+  std::uint64_t wd_heartbeat = 0;
+  std::uintptr_t wd_owner = 0;
+  std::int64_t wd_since_ns = 0;
+  std::int64_t wd_checked_ns = 0;
 };
 
 // What the context that has just been resumed must do for the one that switched to it, after
@@ -93,11 +135,38 @@ struct SwitchRecord {
   PostAction action = PostAction::none;
 };
 
+inline constexpr std::uint32_t kWakeNone = 0, kWakeActive = 1, kWakeExit = 2, kWakeStandby = 3;
+
+// What an activation currently is (DESIGN.md "Entities"). Owner-only except as noted.
+enum class Role : std::uint8_t {
+  active,     // holds its core (Core::owner names it)
+  standby,    // SCHED_IDLE, watches the holder's status word, takes the core over on a block
+  spare,      // parked in Core::spares
+  blocking,   // gave its core away inside upcall::blocking and runs the fiber's call
+  returning,  // lost its core to a takeover while blocked; hands its fiber back at next entry
+};
+
 struct Activation {
   // --- Fixed at start.
   RuntimeImpl* rt = nullptr;
   Core* core = nullptr;  // the core whose CPU this thread is pinned to (held or not)
   int tid = 0;
+  // Status-word slot from the activation backend, -1 until registered. Written by this thread
+  // at start (release), read by the standby and the watchdog (acquire).
+  std::atomic<int> slot{-1};
+
+  // --- Role. Written by the thread itself, or by the thread that hands it a core / makes it
+  // the standby before waking it (the futex wake orders it).
+  Role role = Role::spare;
+  bool sched_idle = false;         // this thread runs at SCHED_IDLE (owner-only)
+  // Set by the standby when it takes the core: promote to SCHED_OTHER and appoint the next
+  // standby at the first runtime entry (owner-only once active).
+  bool pending_promotion = false;
+  std::int64_t takeover_ns = 0;    // when this thread claimed its core (owner-only)
+  // Set by the standby that took this thread's core (before its CAS, read by this thread after
+  // it observed the loss, which the CAS orders): when the block started (CLOCK_MONOTONIC ns).
+  std::atomic<std::int64_t> blocked_since_ns{0};
+  std::atomic<std::uint32_t> blocked_state{0};  // the kernel's prev_state at that block
 
   // --- Owner-only (this thread).
   RawContext loop_ctx = nullptr;  // the scheduler loop, suspended while a fiber runs
@@ -108,8 +177,9 @@ struct Activation {
   SwitchRecord sw;
   void* altstack = nullptr;       // alternate signal stack (stack-overflow reports)
 
-  // --- Spare futex: 0 = parked (or running), 1 = handed a core, 2 = exit. Written by the
-  // thread handing it a core or by shutdown (release), read by this thread (acquire).
+  // --- Spare futex: kWakeNone while parked (or running), then what it is woken for. Written
+  // by the thread that hands it a core or a role, or by shutdown (release), read by this thread
+  // (acquire); the role is written before the wake.
   std::atomic<std::uint32_t> wake_word{0};
   bool listed_spare = false;  // guarded by core->spare_mu
 };
@@ -140,13 +210,13 @@ void set_current_activation(Activation* a) noexcept;
 // The core the caller holds, or nullptr (plain thread, or inside upcall::blocking).
 inline Core* current_core() noexcept {
   Activation* a = current_activation();
-  if (!a || a->core->holder.load(std::memory_order_relaxed) != a) return nullptr;
+  if (!a || !a->core->held_by(a)) return nullptr;
   return a->core;
 }
 // The fiber running on the caller's thread while it holds a core, else nullptr.
 inline Fiber* current_fiber() noexcept {
   Activation* a = current_activation();
-  if (!a || !a->current || a->core->holder.load(std::memory_order_relaxed) != a) return nullptr;
+  if (!a || !a->current || !a->core->held_by(a)) return nullptr;
   return a->current;
 }
 

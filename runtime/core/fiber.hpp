@@ -61,6 +61,8 @@ struct alignas(64) Fiber {
   FiberState state = FiberState::Init;
   WaitReason wait_reason = WaitReason::None;
   bool joined = false;  // the JoinHandle consumed the result (set before the last release)
+  // Nesting depth of runtime regions entered by this fiber (runtime/activations/region.hpp).
+  std::uint32_t region_depth = 0;
   int priority = 0;
   std::uint64_t id = 0;
   // Timer generation: a timer entry fires only if its generation still matches. Monotonic for

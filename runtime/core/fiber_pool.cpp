@@ -85,6 +85,7 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
   f->state = FiberState::Init;
   f->wait_reason = WaitReason::None;
   f->armed_deadline = 0;
+  f->region_depth = 0;
   f->eh = EhState{};
   f->joined = false;
   f->priority = spec.priority;

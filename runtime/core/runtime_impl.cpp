@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "runtime/activations/activations.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/signals.hpp"
 #include "upcall/runtime.hpp"
@@ -29,6 +30,8 @@ constexpr std::int64_t kQuiescentGraceNs = 100'000'000;  // 100 ms without any p
 }
 
 RuntimeImpl::RuntimeImpl(const Options& opts) {
+  check_not_fork_child("creating a Runtime");
+  install_fork_handler();
   cfg = resolve_config(opts);
   policy_owner = opts.policy;
   policy = policy_owner.get();
@@ -57,13 +60,24 @@ RuntimeImpl::RuntimeImpl(const Options& opts) {
     c->fiber_cache.reserve(kFiberCacheMax);
     cores.push_back(std::move(c));
   }
+  select_activation_backend();
   try {
     for (auto& c : cores) {
       Activation* a = new_activation(c.get());
-      c->holder.store(a, std::memory_order_release);
+      a->role = Role::active;
+      c->set_holder(a);
       start_thread(a);
     }
-    for (auto& c : cores) start_thread(new_activation(c.get()));  // one spare per core
+    for (auto& c : cores) {
+      if (standby_mode) {
+        Activation* s = new_activation(c.get());
+        s->role = Role::standby;
+        c->standby.store(s, std::memory_order_release);
+        start_thread(s);
+      }
+      start_thread(new_activation(c.get()));  // one spare per core (role spare)
+    }
+    if (activations_on) manager = std::thread([this] { manager_main(); });
   } catch (...) {
     shutdown();
     throw;
@@ -74,6 +88,30 @@ RuntimeImpl::RuntimeImpl(const Options& opts) {
 RuntimeImpl::~RuntimeImpl() {
   shutdown();
   unregister_stack_pool(&stacks);
+}
+
+void RuntimeImpl::select_activation_backend() {
+  const std::string requested = cfg.activations;
+  cfg.activations = "off";
+  if (requested == "off") return;
+  std::string why;
+  if (requested == "bpf") {
+    if (!can_leave_sched_idle(&why)) {
+      why = "standby threads cannot leave SCHED_IDLE (" + why +
+            "; needs CAP_SYS_NICE or a raised RLIMIT_NICE)";
+    } else if ((backend = bpf_backend(&why))) {
+      activations_on = standby_mode = true;
+      cfg.activations = "bpf";
+      return;
+    }
+    announce_once("activations-fallback:" + why,
+                  "upcall: activations=bpf unavailable: " + why +
+                      "; using the fallback watchdog (blocks are detected in ~100 us-1 ms "
+                      "instead of ~1 us)");
+  }
+  backend = procfs_backend();
+  activations_on = fallback_mode = true;
+  cfg.activations = "fallback";
 }
 
 bool RuntimeImpl::quiescent() const {
@@ -113,12 +151,18 @@ void RuntimeImpl::shutdown() {
   }
   stopped.store(true, std::memory_order_release);
   wake_all_cores();
+  for (auto& c : cores) {
+    c->standby_word.store(0, std::memory_order_release);
+    futex_wake(&c->standby_word, 1);
+  }
+  poke_manager();
+  if (manager.joinable()) manager.join();
   {
     std::lock_guard<std::mutex> lock(threads_mu);
     for (auto& a : activations) {
       // Taking spare_mu orders this with wait_as_spare's check of `stopped`.
       std::lock_guard<std::mutex> spare_lock(a->core->spare_mu);
-      a->wake_word.store(2, std::memory_order_release);
+      a->wake_word.store(kWakeExit, std::memory_order_release);
       futex_wake(&a->wake_word, 1);
     }
   }

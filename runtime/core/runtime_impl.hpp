@@ -11,7 +11,10 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/activations/backend.hpp"
 #include "runtime/context/stack_pool.hpp"
+#include "runtime/stats/block_log.hpp"
+#include "runtime/stats/histogram.hpp"
 #include "runtime/core/core.hpp"
 #include "runtime/sched/inject_queue.hpp"
 #include "upcall/options.hpp"
@@ -38,7 +41,8 @@ class RuntimeImpl {
 
   // --- Scheduling (runtime/sched/scheduler.cpp).
   // Makes a fiber ready. `here` is the caller's held core, or nullptr from any other thread.
-  void make_ready(Fiber* f, TaskEvent why, Core* here);
+  // `lifo`: a wake-up takes the LIFO slot (false: the tail, e.g. for timers due together).
+  void make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo = true);
   // The holder's quick pick for a direct fiber-to-fiber switch: LIFO slot, local queue, and
   // every kFairnessTick-th call the injection queue and timers. nullptr: go to the loop.
   Fiber* next_local(Core* c) {
@@ -86,7 +90,12 @@ class RuntimeImpl {
   // Parks `a` as a spare of its core until it is handed the core (true) or shut down (false).
   bool wait_as_spare(Activation* a);
   void thread_main(Activation* a);
-  void loop(Activation* a);
+  // The active role: the scheduler loop. Returns when the thread no longer holds its core.
+  void run_active(Activation* a);
+  void manager_main();
+  // Chooses bpf / fallback / off from cfg.activations and what this machine allows.
+  void select_activation_backend();
+  void poke_manager() noexcept;
 
   // Fibers created and not yet freed; stacks lent out (pool slots not in any free list).
   // Exact when the runtime is quiet, a sum of moving counters otherwise.
@@ -110,6 +119,9 @@ class RuntimeImpl {
   // Idle cores (Go's pidle + nmspinning). n_spinning counts cores searching for work; a waker
   // that sees one skips waking. Writers use seq_cst RMWs: the Dekker pairing with wakers is
   // written out in runtime/sched/scheduler.cpp.
+  // Tasks enqueued into a custom Policy and not yet picked or stolen: lets idle cores see work
+  // in queues they do not own (the policy's). seq_cst: the same Dekker pairing as inject.
+  std::atomic<std::int64_t> policy_pending{0};
   std::atomic<int> n_spinning{0};
   std::atomic<int> n_idle{0};
   std::mutex idle_mu;               // guards idle_list and Core::idle_listed
@@ -133,11 +145,28 @@ class RuntimeImpl {
   std::atomic<std::uint64_t> blocking_inline{0};
   std::atomic<int> blocking_inflight{0};
   std::atomic<std::int64_t> timers_armed{0};
+  // Activations (runtime/activations). Fixed at start.
+  std::shared_ptr<ActivationBackend> backend;  // nullptr when activations are off
+  bool activations_on = false;  // some backend watches holders
+  bool standby_mode = false;    // bpf: a SCHED_IDLE standby per core
+  bool fallback_mode = false;   // fallback: the manager's watchdog
+  std::thread manager;
+  std::atomic<std::uint32_t> manager_word{0};  // futex: 1 = poked
+  std::atomic<std::uint64_t> promotion_failures{0};
+  LatencyHistogram hist_detect;  // block (kernel switch-out) -> core claimed
+  LatencyHistogram hist_upcall;  // block -> another fiber running on that core
+  LatencyHistogram hist_block;   // block -> the fiber handed back by its returning thread
+  LatencyHistogram hist_resume;  // hand-back -> the fiber running again
+  BlockLog block_log;
+
   std::atomic<bool> stopping{false};  // no new spawns from outside
   std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)
 };
 
 std::int64_t now_ns() noexcept;
+// fork.cpp: registers the atfork handler once; throws std::logic_error in a fork child.
+void install_fork_handler();
+void check_not_fork_child(const char* what);
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns);
 void futex_wake(std::atomic<std::uint32_t>* word, int n);
 

@@ -15,6 +15,7 @@
 
 #include <cstring>
 
+#include "runtime/activations/region.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/sync/parker.hpp"
@@ -39,14 +40,15 @@ __attribute__((noinline)) void run_post_action(SwitchRecord& sw) {
         from->rt->make_ready(from, TaskEvent::task_yield, sw.self->core);
       return;
     case PostAction::commit_park: {
+      // The policy hears TASK_BLOCKED before the park is committed: once it is, an unparker on
+      // another core may enqueue TASK_WAKEUP at once, and the per-task order must hold.
+      if (from->rt->policy) from->rt->policy->on_blocked(sw.self->core->index, TaskRef(from));
       std::uint32_t expected = kParkRunning;
       // acq_rel: release publishes the saved context to the unparker that will see Parked
       // (its CAS Parked -> Running acquires); acquire pairs with a permit's release.
       if (from->park_state.compare_exchange_strong(expected, kParkParked,
-                                                   std::memory_order_acq_rel)) {
-        if (from->rt->policy) from->rt->policy->on_blocked(sw.self->core->index, TaskRef(from));
+                                                   std::memory_order_acq_rel))
         return;
-      }
       // A permit arrived between the decision to park and now: consume it and stay ready.
       UPCALL_DCHECK(expected == kParkNotified, "commit_park: unexpected park state");
       from->park_state.store(kParkRunning, std::memory_order_relaxed);
@@ -113,6 +115,7 @@ void fiber_entry(Transfer t) {
   Fiber* self = sw->self->current;
   sanitizer_after_switch(self->san);
   finish_switch(t);
+  region_clear_for_user();  // the switcher was in a region; user code runs outside one
   self->vtable->run(self->storage);
   fiber_entry_finish(self);
 }
@@ -124,6 +127,9 @@ void switch_away(Activation* a, Fiber* self, PostAction act) {
 }
 
 [[noreturn]] void fiber_entry_finish(Fiber* self) {
+  // Enter the runtime for good (a returning thread hands the fiber back first, so the exit
+  // below runs on a thread that holds a core).
+  region_enter();
   self->state = FiberState::Done;
   RuntimeImpl* rt = self->rt;
   Activation* a = current_activation();
@@ -152,13 +158,15 @@ void enter_fiber_thread(Activation* a) {
 }
 
 inline void yield_current() {
+  Region region;
+  Core* c = region.core();
   Activation* a = current_activation();
   Fiber* self = a ? a->current : nullptr;
-  if (!self || a->core->holder.load(std::memory_order_relaxed) != a) {
+  if (!c || !self) {
     sched_yield();
     return;
   }
-  Fiber* next = self->rt->next_local(a->core);
+  Fiber* next = c->rt->next_local(c);
   if (!next) return;  // nothing else ready here: keep running
   switch_context(a, self, next, PostAction::requeue);
 }
@@ -174,7 +182,7 @@ void park_current_fiber(Activation* a, Fiber* self) {
   switch_away(a, self, PostAction::commit_park);
 }
 
-void unpark_fiber(Fiber* f) {
+void unpark_fiber(Fiber* f, bool lifo) {
   std::uint32_t s = f->park_state.load(std::memory_order_relaxed);
   for (;;) {
     if (s == kParkParked) {
@@ -184,7 +192,8 @@ void unpark_fiber(Fiber* f) {
         // The waker's core only if it belongs to f's runtime (a fiber may unpark a fiber of
         // another runtime, e.g. when joining across runtimes).
         Core* here = current_core();
-        f->rt->make_ready(f, TaskEvent::task_wakeup, here && here->rt == f->rt ? here : nullptr);
+        f->rt->make_ready(f, TaskEvent::task_wakeup, here && here->rt == f->rt ? here : nullptr,
+                          lifo);
         return;
       }
     } else if (s == kParkRunning) {

@@ -26,6 +26,7 @@
 
 #include <chrono>
 
+#include "runtime/activations/activations.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/sync/parker.hpp"
@@ -77,10 +78,10 @@ Fiber* take_injected(RuntimeImpl* rt, Core* c) {
 
 }  // namespace
 
-void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here) {
+void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo) {
   if (policy) {
     policy->enqueue(here ? here->index : -1, TaskRef(f), why);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // W1 < W2 for the policy's queues
+    policy_pending.fetch_add(1, std::memory_order_seq_cst);  // W1 for the policy's queues
     wake_idle_core(true);
     return;
   }
@@ -89,7 +90,7 @@ void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here) {
     wake_idle_core(true);
     return;
   }
-  if (why == TaskEvent::task_wakeup) {
+  if (why == TaskEvent::task_wakeup && lifo) {
     // acq_rel: release publishes f to a thief's exchange; acquire takes over the displaced one.
     Fiber* prev = here->lifo.exchange(f, std::memory_order_acq_rel);
     if (prev) push_local(here, prev);
@@ -103,9 +104,10 @@ void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here) {
 
 Fiber* RuntimeImpl::next_local_slow(Core* c) {
   if (policy) {
+    // Timers get their turn even while the policy always has a task.
+    if ((++c->tick % kFairnessTick) == 0 && !c->timers.empty()) expire_timers(c, now_ns());
     TaskRef t = policy->pick_next(c->index);
-    if (!t && (++c->tick % kFairnessTick) == 0 && !c->timers.empty())
-      expire_timers(c, now_ns());
+    if (t) policy_pending.fetch_sub(1, std::memory_order_relaxed);
     return static_cast<Fiber*>(t.raw());
   }
   // Every kFairnessTick-th decision: timers and the injection queue get a turn.
@@ -119,7 +121,8 @@ Fiber* RuntimeImpl::next_local_slow(Core* c) {
 
 void RuntimeImpl::expire_timers(Core* c, std::int64_t now) {
   const std::size_t before = c->timers.size();
-  const std::size_t fired = c->timers.expire(now, [&](Fiber* f) { unpark_fiber(f); });
+  // Not through the LIFO slot: fibers due together run in deadline order.
+  const std::size_t fired = c->timers.expire(now, [&](Fiber* f) { unpark_fiber(f, false); });
   const std::size_t removed = before - c->timers.size();
   if (removed) timers_armed.fetch_sub(static_cast<std::int64_t>(removed), std::memory_order_relaxed);
   if (fired) bump(c->counters.timers_fired, fired);
@@ -133,6 +136,7 @@ Fiber* RuntimeImpl::find_work(Core* c) {
   }
   if (policy) {
     TaskRef t = policy->steal(c->index);
+    if (t) policy_pending.fetch_sub(1, std::memory_order_relaxed);
     return static_cast<Fiber*>(t.raw());
   }
   if (Fiber* f = take_injected(this, c)) return f;
@@ -200,6 +204,7 @@ namespace {
 // P3: is there anything a parked core should wake up for?
 bool work_visible(RuntimeImpl* rt, Core* self) {
   if (rt->inject.size() != 0) return true;
+  if (rt->policy && rt->policy_pending.load(std::memory_order_seq_cst) > 0) return true;
   for (auto& c : rt->cores) {
     if (!c->rq.empty_hint()) return true;
     if (c.get() != self && c->lifo.load(std::memory_order_seq_cst)) return true;
@@ -221,7 +226,6 @@ void RuntimeImpl::stop_spinning(Core* c) {
 }
 
 bool RuntimeImpl::idle(Activation* a, Core* c) {
-  (void)a;
   if (!c->spinning) {
     c->spinning = true;
     n_spinning.fetch_add(1, std::memory_order_seq_cst);
@@ -235,7 +239,9 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
       return false;
     }
     if (!c->rq.empty_hint() || c->lifo.load(std::memory_order_relaxed) ||
-        inject.size_relaxed() != 0 || (iter % 8 == 0 && work_visible(this, c)) ||
+        inject.size_relaxed() != 0 ||
+        (policy && policy_pending.load(std::memory_order_relaxed) > 0) ||
+        (iter % 8 == 0 && work_visible(this, c)) ||
         (!c->timers.empty() && c->timers.next_deadline() <= now_ns())) {
       stop_spinning(c);
       return true;
@@ -295,7 +301,11 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
         continue;
       }
     }
+    // An intentional wait: marked first, so the standby sleeps instead of taking it for a
+    // block (it is inside the loop's region anyway, so it would only be refused).
+    holder_parking(a);
     futex_wait(&c->park_word, 1, timeout);
+    holder_unparked(a);
     if (c->park_word.load(std::memory_order_acquire) == 0) {
       c->spinning = true;  // the waker's token (or shutdown's wake, checked by the caller)
       if (stopped.load(std::memory_order_acquire)) {

@@ -5,6 +5,7 @@
 
 #include <mutex>
 
+#include "runtime/activations/region.hpp"
 #include "runtime/core/core.hpp"
 #include "runtime/core/runtime_impl.hpp"
 
@@ -81,12 +82,17 @@ void ThreadParker::unpark() {
   if (state.exchange(kNotified, std::memory_order_release) == kParked) futex_wake(&state, 1);
 }
 
+// Each entry point below is a runtime region (runtime/activations/region.hpp): it may touch the
+// core's timers and queues, and a returning thread hands its fiber back there first.
+
 Waker current_waker() noexcept {
+  Region region;
   if (Fiber* f = current_fiber()) return waker_of(f);
   return waker_of(this_thread_parker());
 }
 
 void park_current() noexcept {
+  Region region;
   Activation* a = current_activation();
   if (Fiber* f = current_fiber()) {
     park_current_fiber(a, f);
@@ -96,6 +102,7 @@ void park_current() noexcept {
 }
 
 void park_current_until(std::int64_t deadline_ns) noexcept {
+  Region region;
   Activation* a = current_activation();
   Fiber* f = current_fiber();
   if (!f) {
@@ -116,6 +123,7 @@ void park_current_until(std::int64_t deadline_ns) noexcept {
 }
 
 void unpark_waker(Waker w) noexcept {
+  Region region;
   if (w & 1u)
     reinterpret_cast<ThreadParker*>(w & ~std::uintptr_t{1})->unpark();
   else

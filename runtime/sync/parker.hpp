@@ -47,6 +47,8 @@ void unpark_waker(Waker w) noexcept;
 
 // switch.cpp
 void park_current_fiber(Activation* a, Fiber* self);
-void unpark_fiber(Fiber* f);
+// lifo: a woken fiber normally takes its core's LIFO slot (message-passing locality); timers
+// pass false so fibers due together run in deadline order.
+void unpark_fiber(Fiber* f, bool lifo = true);
 
 }  // namespace upcall::rt

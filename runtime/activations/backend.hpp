@@ -1,0 +1,66 @@
+// runtime/activations/backend.hpp: where the runtime learns that a kernel thread blocked.
+// Two backends sit behind one small interface:
+//  - bpf: the kernel-glue eBPF programs keep a status word per activation in an mmapped map
+//    (state, sequence, last switch time); a reader needs no system call (kernel-glue/).
+//  - fallback: no BPF. A watchdog reads /proc/self/task/<tid>/stat of a holder that has been in
+//    user code without a runtime entry for a while (runtime/activations/watchdog.cpp).
+// The backend owns no scheduling decision: the standby (standby.cpp) and the watchdog decide.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace upcall::rt {
+
+enum class ThreadRunState : std::uint8_t { unknown, running, preempted, blocked, dead };
+
+// One consistent read of an activation's status (a seqlock snapshot for bpf).
+struct StatusView {
+  ThreadRunState state = ThreadRunState::unknown;
+  std::uint32_t seq = 0;          // advances on every change (bpf); 0 for fallback
+  std::uint32_t prev_state = 0;   // the kernel's task->__state at the switch-out
+  std::uint32_t intent = 0;       // 1 = the runtime waits on purpose (idle park)
+  std::int64_t last_switch_ns = 0;  // CLOCK_MONOTONIC of the last switch in or out
+  int cpu = -1;                     // the CPU of the last switch (bpf); -1 unknown
+};
+
+// True for the sleep states a takeover is for: interruptible or uninterruptible sleep
+// (flag bits like TASK_NOLOAD on top allowed). Stopped (SIGSTOP), traced (ptrace), dead and
+// waking are not blocks: the thread will not come back by itself or is about to run.
+inline bool is_block_state(std::uint32_t prev_state) {
+  constexpr std::uint32_t kInterruptible = 0x1, kUninterruptible = 0x2, kStopped = 0x4,
+                          kTraced = 0x8, kDead = 0x80 | 0x10 | 0x20;
+  if (prev_state & (kStopped | kTraced | kDead)) return false;
+  return (prev_state & (kInterruptible | kUninterruptible)) != 0;
+}
+
+class ActivationBackend {
+ public:
+  virtual ~ActivationBackend() = default;
+  virtual const char* name() const = 0;
+  // Registers a thread; returns its slot (>= 0) or a negative errno (-ENOSPC: no slot left).
+  virtual int register_thread(int tid) = 0;
+  virtual void unregister_thread(int tid, std::uint32_t slot) = 0;
+  // Lock-free, no system call for bpf. 0 or a negative errno.
+  virtual int read(std::uint32_t slot, StatusView* out) const = 0;
+  // Marks an intentional wait (UPCALL_INTENT_PARKED) before it starts; cleared after.
+  virtual void set_intent(std::uint32_t slot, std::uint32_t intent) = 0;
+  // Cumulative counters of the kernel side (events seen / filtered), for the overhead report.
+  virtual std::string describe_counters() const { return {}; }
+};
+
+// The process-wide BPF backend (one BPF program set per process, shared by every runtime),
+// loaded on first use. Returns nullptr and fills *why (one line) when BPF cannot be used here.
+std::shared_ptr<ActivationBackend> bpf_backend(std::string* why);
+// The fallback backend: no status words; states come from procfs.
+std::shared_ptr<ActivationBackend> procfs_backend();
+
+// Whether a thread may go SCHED_IDLE -> SCHED_OTHER here (checked once per process on a
+// scratch thread); *why gets the errno name when not.
+bool can_leave_sched_idle(std::string* why);
+
+// /proc/self/task/<tid>/stat state letter ('R', 'S', 'D', 'T', 't', ...), or 0 on failure.
+char procfs_thread_state(int tid);
+
+}  // namespace upcall::rt

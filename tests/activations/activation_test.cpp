@@ -1,0 +1,364 @@
+// Scheduler activations end to end: a kernel thread that blocks in a call nobody wrapped loses
+// its core to the standby (bpf) or to a spare (fallback watchdog), the core's other fibers keep
+// running, and the blocked fiber comes back with its result. ctest label `kernel`, run
+// serially: a second upcall process on the same CPUs would defeat the takeover timing.
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "upcall/upcall.hpp"
+
+namespace upcall::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+int MaxCores() { return std::thread::hardware_concurrency() >= 2 ? 2 : 1; }
+
+std::unique_ptr<Runtime> make_runtime(const char* activations, int cores = 1) {
+  Options o;
+  o.cores = cores;
+  o.activations = activations;
+  return std::make_unique<Runtime>(std::move(o));
+}
+
+// Skips unless the runtime really runs the requested backend (bpf needs root/BPF).
+#define REQUIRE_BACKEND(rt, name)                                                       \
+  if ((rt)->config().activations != (name))                                            \
+  GTEST_SKIP() << "activations=" << (name) << " unavailable here (effective: "          \
+               << (rt)->config().activations << "); needs root with BPF and BTF"
+
+struct TickResult {
+  long ticks_during_block = 0;
+  bool data_ok = false;
+};
+
+// On `rt`, one fiber runs `block()` (a call that blocks its kernel thread for ~200 ms, then
+// returns true when its result is right) while a ticker fiber yields in a loop; counts the
+// ticker's iterations while the blocker was inside the call.
+template <class Block>
+TickResult ticks_while_blocked(Runtime& rt, Block block) {
+  return rt.block_on([&] {
+    std::atomic<bool> inside{false}, done{false};
+    std::atomic<long> ticks{0};
+    auto ticker = spawn([&] {
+      while (!done.load()) {
+        if (inside.load()) ticks.fetch_add(1);
+        this_task::yield();
+      }
+    });
+    auto blocker = spawn([&] {
+      inside = true;
+      const bool ok = block();
+      inside = false;
+      done = true;
+      return ok;
+    });
+    TickResult r;
+    r.data_ok = blocker.join();
+    ticker.join();
+    r.ticks_during_block = ticks.load();
+    return r;
+  });
+}
+
+bool read_pipe_after(std::chrono::milliseconds delay) {
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  std::thread writer([&] {
+    std::this_thread::sleep_for(delay);
+    const char msg[] = "payload";
+    if (write(fds[1], msg, sizeof msg) != static_cast<ssize_t>(sizeof msg)) std::abort();
+  });
+  char buf[16] = {};
+  const ssize_t n = read(fds[0], buf, sizeof buf);  // raw read(2): nobody wrapped it
+  writer.join();
+  close(fds[0]);
+  close(fds[1]);
+  return n == 8 && std::strcmp(buf, "payload") == 0;
+}
+
+class Activations : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Activations, RawReadBlockDoesNotStallTheCore) {
+  auto rt = make_runtime(GetParam());
+  REQUIRE_BACKEND(rt, GetParam());
+  const TickResult r = ticks_while_blocked(*rt, [] { return read_pipe_after(200ms); });
+  EXPECT_TRUE(r.data_ok) << "the blocked fiber must finish with the right data";
+  // Generous: the ticker yields millions of times in 200 ms when it has the core.
+  EXPECT_GT(r.ticks_during_block, 1000) << "the other fiber did not run during the block";
+  const auto s = rt->stats().activations;
+  EXPECT_GE(s.takeovers, 1u);
+  EXPECT_GE(s.handbacks, 1u);
+  EXPECT_GE(s.block.count, 1u);
+}
+
+TEST_P(Activations, UffdUninterruptibleBlockIsTakenOver) {
+  auto rt = make_runtime(GetParam());
+  REQUIRE_BACKEND(rt, GetParam());
+  const long page = sysconf(_SC_PAGESIZE);
+  const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  if (uffd < 0) GTEST_SKIP() << "userfaultfd unavailable: " << std::strerror(errno);
+  uffdio_api api{};
+  api.api = UFFD_API;
+  ASSERT_EQ(ioctl(uffd, UFFDIO_API, &api), 0);
+  char* area = static_cast<char*>(
+      mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(area, MAP_FAILED);
+  uffdio_register reg{};
+  reg.range.start = reinterpret_cast<unsigned long>(area);
+  reg.range.len = page;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  ASSERT_EQ(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+  // A plain thread resolves the fault 200 ms after it happens.
+  std::thread resolver([&] {
+    pollfd p{uffd, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return;
+    uffd_msg msg;
+    if (read(uffd, &msg, sizeof msg) != sizeof msg) return;
+    std::this_thread::sleep_for(200ms);
+    std::vector<char> src(page, 42);
+    uffdio_copy copy{};
+    copy.dst = msg.arg.pagefault.address & ~(page - 1);
+    copy.src = reinterpret_cast<unsigned long>(src.data());
+    copy.len = page;
+    ioctl(uffd, UFFDIO_COPY, &copy);
+  });
+  const TickResult r = ticks_while_blocked(*rt, [&] { return area[100] == 42; });
+  resolver.join();
+  EXPECT_TRUE(r.data_ok);
+  EXPECT_GT(r.ticks_during_block, 1000);
+  munmap(area, page);
+  close(uffd);
+}
+
+TEST_P(Activations, VforkParentBlockIsTakenOver) {
+  auto rt = make_runtime(GetParam());
+  REQUIRE_BACKEND(rt, GetParam());
+  const TickResult r = ticks_while_blocked(*rt, [] {
+    // The parent sleeps uninterruptibly (killable) until the child execs or exits.
+    const pid_t pid = vfork();
+    if (pid == 0) {
+      execl("/bin/sleep", "sleep", "0.2", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  });
+  EXPECT_TRUE(r.data_ok);
+  // The vfork parent blocks only until the child execs (well under 200 ms); waitpid then
+  // blocks interruptibly for the rest. Either way the ticker must have run.
+  EXPECT_GT(r.ticks_during_block, 1000);
+}
+
+TEST_P(Activations, SmokeNanosleepMutexFsyncMajorFault) {
+  auto rt = make_runtime(GetParam(), MaxCores());
+  REQUIRE_BACKEND(rt, GetParam());
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  char path[] = "/tmp/upcall-act-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  unlink(path);
+  const std::vector<char> block(1 << 20, 'z');
+  ASSERT_EQ(write(fd, block.data(), block.size()), static_cast<ssize_t>(block.size()));
+  const bool ok = rt->block_on([&] {
+    std::vector<JoinHandle<bool>> hs;
+    hs.push_back(spawn([] {
+      timespec ts{0, 50'000'000};
+      return nanosleep(&ts, nullptr) == 0;
+    }));
+    pthread_mutex_lock(&mu);  // held by this fiber for 50 ms, so the next one blocks on it
+    hs.push_back(spawn([&] {
+      pthread_mutex_lock(&mu);  // contended: blocks in futex until the holder unlocks
+      pthread_mutex_unlock(&mu);
+      return true;
+    }));
+    hs.push_back(spawn([&] {
+      return fdatasync(fd) == 0 && fsync(fd) == 0;
+    }));
+    hs.push_back(spawn([&] {
+      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      auto* m = static_cast<volatile char*>(mmap(nullptr, block.size(), PROT_READ, MAP_SHARED, fd, 0));
+      if (m == MAP_FAILED) return false;
+      long sum = 0;
+      for (std::size_t i = 0; i < block.size(); i += 4096) sum += m[i];
+      munmap(const_cast<char*>(m), block.size());
+      return sum == static_cast<long>('z') * static_cast<long>(block.size() / 4096);
+    }));
+    this_task::sleep_for(50ms);
+    pthread_mutex_unlock(&mu);  // a NORMAL mutex: glibc does not check the unlocking thread
+    bool all = true;
+    for (auto& h : hs) all &= h.join();
+    return all;
+  });
+  close(fd);
+  EXPECT_TRUE(ok);
+  const auto s = rt->stats().activations;
+  EXPECT_EQ(s.takeovers, s.handbacks) << "every taken-over fiber came back";
+}
+
+TEST_P(Activations, PtraceStopIsNotABlock) {
+  auto rt = make_runtime(GetParam());
+  REQUIRE_BACKEND(rt, GetParam());
+  // A child process ptrace-stops the core's kernel thread for 150 ms: the thread is stopped,
+  // not blocked, so nobody may take its core (it would come back to a lost core for nothing).
+  std::atomic<int> holder_tid{0};
+  const auto before = rt->stats().activations.takeovers;
+  const int status = rt->block_on([&] {
+    holder_tid = static_cast<int>(syscall(SYS_gettid));
+    const pid_t child = fork();
+    if (child == 0) {
+      const pid_t tid = holder_tid.load();
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) _exit(2);
+      if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) _exit(3);
+      int st;
+      waitpid(tid, &st, __WALL);
+      usleep(150'000);
+      ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+      _exit(0);
+    }
+    // Spin (user code, no runtime entry) while the child stops us.
+    const auto end = Clock::now() + 400ms;
+    while (Clock::now() < end) {
+    }
+    int st = 0;
+    waitpid(child, &st, 0);
+    return st;
+  });
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    GTEST_SKIP() << "could not ptrace-stop the core's thread (status " << status
+                 << "): needs CAP_SYS_PTRACE or kernel.yama.ptrace_scope=0";
+  EXPECT_EQ(rt->stats().activations.takeovers, before);
+}
+
+TEST_P(Activations, StdoutLockCascadeStaysBounded) {
+  auto rt = make_runtime(GetParam());
+  REQUIRE_BACKEND(rt, GetParam());
+  FILE* out = std::fopen("/dev/null", "w");
+  ASSERT_NE(out, nullptr);
+  const int n = rt->block_on([&] {
+    // One fiber holds the FILE lock while blocked; 20 others block on that lock in turn.
+    auto holder = spawn([&] {
+      flockfile(out);
+      read_pipe_after(100ms);
+      funlockfile(out);
+      return 1;
+    });
+    this_task::sleep_for(5ms);
+    std::vector<JoinHandle<int>> hs;
+    for (int i = 0; i < 20; ++i)
+      hs.push_back(spawn([&] { return std::fprintf(out, "x") == 1 ? 1 : 0; }));
+    int sum = holder.join();
+    for (auto& h : hs) sum += h.join();
+    return sum;
+  });
+  std::fclose(out);
+  EXPECT_EQ(n, 21);
+  EXPECT_LE(rt->stats().threads, 64u + 4u) << "the spare pool must stay bounded";
+}
+
+TEST_P(Activations, ManyRandomBlocksAllComplete) {
+  auto rt = make_runtime(GetParam(), MaxCores());
+  REQUIRE_BACKEND(rt, GetParam());
+  constexpr int kFibers = 2000;
+  std::vector<std::atomic<int>> done(kFibers);
+  rt->block_on([&] {
+    std::vector<JoinHandle<void>> hs;
+    for (int i = 0; i < kFibers; ++i)
+      hs.push_back(spawn([&, i] {
+        switch (i % 4) {
+          case 0: usleep(static_cast<useconds_t>(100 + i % 900)); break;
+          case 1: { timespec ts{0, 200'000}; nanosleep(&ts, nullptr); break; }
+          case 2: this_task::yield(); break;
+          case 3: { volatile long x = 0; for (int k = 0; k < 20000; ++k) x = x + k; break; }
+        }
+        done[i].fetch_add(1);
+      }));
+    for (auto& h : hs) h.join();
+  });
+  for (int i = 0; i < kFibers; ++i) ASSERT_EQ(done[i].load(), 1) << "fiber " << i;
+  const auto s = rt->stats();
+  EXPECT_LE(s.threads, static_cast<std::uint64_t>(MaxCores()) * 64u + 4u);
+  EXPECT_EQ(s.activations.takeovers, s.activations.handbacks);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backend, Activations, ::testing::Values("bpf", "fallback"),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST(ActivationsOff, RawReadBlockStallsTheCore) {
+  auto rt = make_runtime("off");
+  ASSERT_EQ(rt->config().activations, "off");
+  const TickResult r = ticks_while_blocked(*rt, [] { return read_pipe_after(200ms); });
+  EXPECT_TRUE(r.data_ok);
+  EXPECT_EQ(r.ticks_during_block, 0) << "without activations a 1-core runtime stalls";
+}
+
+}  // namespace
+}  // namespace upcall::test
+
+namespace upcall::test {
+namespace {
+
+TEST(Fork, ChildMayOnlyExecAndSpawnFailsClearly) {
+  Options o;
+  o.cores = 1;
+  Runtime rt(o);
+  const int status = rt.block_on([&] {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      // In the child: the fiber continues as a plain thread; spawning must fail clearly.
+      int code = 10;
+      try {
+        rt.spawn([] {});
+      } catch (const std::logic_error& e) {
+        code = std::strstr(e.what(), "fork") ? 0 : 11;
+      }
+      this_task::yield();  // a plain-thread yield, no runtime needed
+      if (code == 0) execl("/bin/true", "true", static_cast<char*>(nullptr));
+      _exit(code);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+  });
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: spawn did not throw, 11: message does not say fork";
+}
+
+TEST(Observability, RecentBlocksNameTheFiber) {
+  auto rt = make_runtime("bpf");
+  REQUIRE_BACKEND(rt, "bpf");
+  rt->block_on([] {
+    auto h = spawn([] { return read_pipe_after(50ms); }, SpawnOptions{"slow-reader", 0});
+    EXPECT_TRUE(h.join());
+  });
+  const auto blocks = rt->recent_blocks();
+  ASSERT_FALSE(blocks.empty());
+  bool found = false;
+  for (const auto& b : blocks)
+    found |= std::strcmp(b.fiber_name, "slow-reader") == 0 && b.duration_ns >= 40'000'000 &&
+             (b.kernel_state & 0x1);
+  EXPECT_TRUE(found) << "no record of slow-reader blocking ~50 ms interruptibly";
+}
+
+}  // namespace
+}  // namespace upcall::test
