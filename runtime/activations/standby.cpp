@@ -107,6 +107,15 @@ void run_standby(Activation* a) {
     // which reads it after observing the loss (acquire).
     h->blocked_since_ns.store(st.last_switch_ns, std::memory_order_relaxed);
     h->blocked_state.store(st.prev_state, std::memory_order_relaxed);
+    // Re-validate right before the claim: if the holder ran since our snapshot (it preempted
+    // this SCHED_IDLE thread when it woke), its status sequence moved, and the core word may
+    // have come back to the same value (ABA) while the holder now runs user code. Claiming
+    // then would be a spurious takeover. The holder cannot run between this check and the CAS
+    // unless it preempts us in between, which leaves a window of a few instructions.
+    StatusView again;
+    if (rt->backend->read(static_cast<std::uint32_t>(slot), &again) != 0 || again.seq != st.seq ||
+        again.state != ThreadRunState::blocked)
+      continue;
     std::uintptr_t expected = w;
     if (!c->owner.compare_exchange_strong(expected,
                                           reinterpret_cast<std::uintptr_t>(a) | Core::kInRegion,

@@ -8,10 +8,13 @@
 //  W1. lock; check the condition; if it must wait: construct a Waiter, list.push_back(&w);
 //      unlock.
 //  W2. w.wait() (or w.wait_until(deadline)).
-//  W3. On timeout: lock; if (!w.notified()) list.remove(&w) -> timed out; unlock. A notified
-//      Waiter was already unlinked by N, so that wake-up is consumed, not lost.
-//  N1. lock; Waiter* w = list.pop_front(); update the object's state for that waiter (hand it
-//      the lock / the value / the permit); unlock (or not, as the object needs).
+//  W3. On timeout: lock; if (w.linked) list.remove(&w) -> timed out; else N already dequeued
+//      it (and gave it the lock / value / permit), so the wake-up is consumed, not lost; unlock.
+//      Decide on `linked`, never on notified(): a notifier wakes after it unlocks (N2), so a
+//      dequeued Waiter can still read notified() == false, and removing it then would unlink
+//      whatever list neighbours it had (the bug a channel test caught in an earlier version).
+//  N1. lock; Waiter* w = list.pop_front() (clears w->linked); update the object's state for
+//      that waiter (hand it the lock / the value / the permit); unlock (or not).
 //  N2. w->notify(). After notify() the waiter may return at once and its Waiter dies: touch
 //      nothing of it afterwards.
 // A notify that reaches a waiter after it returned is harmless (the waker is type-stable and
@@ -73,6 +76,7 @@ class UPCALL_API Waiter {
   // Guarded by the owning object's lock.
   Waiter* next = nullptr;
   Waiter* prev = nullptr;
+  bool linked = false;     // on a WaitList (set by push_back, cleared by remove/pop_front)
   std::uintptr_t tag = 0;  // free for the object: e.g. reader/writer kind, a count
   void* data = nullptr;    // free for the object: e.g. a slot a value is handed over in
 
@@ -88,6 +92,7 @@ class WaitList {
   bool empty() const noexcept { return head_ == nullptr; }
   Waiter* front() const noexcept { return head_; }
   void push_back(Waiter* n) noexcept {
+    n->linked = true;
     n->next = nullptr;
     n->prev = tail_;
     if (tail_)
@@ -111,6 +116,7 @@ class WaitList {
     else
       tail_ = n->prev;
     n->next = n->prev = nullptr;
+    n->linked = false;
   }
 
  private:
