@@ -29,6 +29,14 @@ inline std::int64_t mono_ns() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+// CPU time of the calling kernel thread (CLOCK_THREAD_CPUTIME_ID). Under load this excludes the
+// time the thread waited for a CPU; only meaningful when the measured loop stays on one thread.
+inline std::int64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 // Nearest-rank percentile (p in [0, 100]) of `v`; sorts a copy. 0 for an empty vector.
 inline double percentile(std::vector<std::int64_t> v, double p) {
   if (v.empty()) return 0;

@@ -36,6 +36,7 @@ void BM_Blocking_Handoff(benchmark::State& state, const char* idle) {
       static_cast<double>(elapsed) / static_cast<double>(state.iterations());
   state.counters["inline_calls"] = static_cast<double>(s.blocking_inline);
   state.counters["threads"] = static_cast<double>(s.threads);
+  state.SetLabel("activations=" + rt.config().activations);
 }
 
 void BM_Blocking_Handoff_KernelFutexPair(benchmark::State& state) {

@@ -164,8 +164,11 @@ int main(int argc, char** argv) {
   if (n < 2) n = 2;
   if (!mode.empty()) return run_mode(mode, n);
 
-  std::printf("idle fibers: N = %ld; RSS delta = VmRSS(all N parked) - VmRSS(before the first spawn)\n\n", n);
-  std::printf("| configuration | KiB/fiber (RSS) | page tables KiB/fiber | VMAs added | spawn+park all (ms) |\n");
+  std::printf("idle fibers: N = %ld; RSS delta = VmRSS(all N parked) - VmRSS(before the first "
+              "spawn)\n\n",
+              n);
+  std::printf("| configuration | KiB/fiber (RSS) | page tables KiB/fiber | VMAs added "
+              "| spawn+park all (ms) |\n");
   std::printf("|---|---|---|---|---|\n");
   // popen runs a shell, whose /proc/self/exe is the shell: resolve our own path first.
   char self[4096];

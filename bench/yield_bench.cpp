@@ -10,12 +10,10 @@
 #include <atomic>
 #include <boost/context/detail/fcontext.hpp>
 #include <boost/fiber/all.hpp>
-#include <chrono>
 #include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -24,41 +22,45 @@
 namespace {
 
 using upcall::bench::mono_ns;
+using upcall::bench::thread_cpu_ns;
 
-void report_switches(benchmark::State& state, std::int64_t elapsed_ns) {
+// ns_per_switch: wall time; cpu_ns_per_switch: CPU time of the one kernel thread that ran the
+// loop (every benchmark here runs both contexts on one thread), which leaves out the time the
+// thread waited for the CPU behind other processes.
+void report_switches(benchmark::State& state, std::int64_t elapsed_ns, std::int64_t cpu_ns) {
   const double switches = 2.0 * static_cast<double>(state.iterations());
   state.SetItemsProcessed(static_cast<std::int64_t>(switches));
   state.counters["ns_per_switch"] = static_cast<double>(elapsed_ns) / switches;
+  state.counters["cpu_ns_per_switch"] = static_cast<double>(cpu_ns) / switches;
 }
 
 // Runs the two-fiber yield ping-pong on a fresh 1-core runtime.
 void yield_pingpong(benchmark::State& state, upcall::Options opts) {
   opts.cores = 1;
-  const bool custom_policy = opts.policy != nullptr;
   upcall::Runtime rt(std::move(opts));
-  if (custom_policy) {
-    // Workaround for a lost wake-up (RESULTS.md, "Problems found"): with a custom Policy the
-    // idle loop never asks the policy for work, so a fiber enqueued from outside while the core
-    // spins is never run. Start only once the core has parked (then the enqueue wakes it).
-    while (rt.stats().cores[0].parks == 0)
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
   rt.block_on([&] {
     std::atomic<bool> stop{false};
     auto partner = upcall::spawn([&] {
       while (!stop.load(std::memory_order_relaxed)) upcall::this_task::yield();
     });
     upcall::this_task::yield();  // let the partner start outside the timed loop
-    const std::int64_t t0 = mono_ns();
+    const std::int64_t c0 = thread_cpu_ns(), t0 = mono_ns();
     for (auto _ : state) upcall::this_task::yield();
-    const std::int64_t t1 = mono_ns();
+    const std::int64_t t1 = mono_ns(), c1 = thread_cpu_ns();
     stop.store(true, std::memory_order_relaxed);
     partner.join();
-    report_switches(state, t1 - t0);
+    report_switches(state, t1 - t0, c1 - c0);
   });
+  state.SetLabel("activations=" + rt.config().activations);
 }
 
-void BM_Yield_Upcall(benchmark::State& state) { yield_pingpong(state, upcall::Options{}); }
+// `activations`: nullptr = the default backend (what a user gets), "off" = no activation
+// backend at all, to show what the takeover machinery (runtime regions) costs on the switch path.
+void BM_Yield_Upcall(benchmark::State& state, const char* activations) {
+  upcall::Options o;
+  if (activations) o.activations = activations;
+  yield_pingpong(state, std::move(o));
+}
 
 void BM_Yield_BoostFiber(benchmark::State& state) {
   // The main context of this thread is a fiber too; the partner is the second one.
@@ -67,12 +69,12 @@ void BM_Yield_BoostFiber(benchmark::State& state) {
     while (!stop) boost::this_fiber::yield();
   });
   boost::this_fiber::yield();
-  const std::int64_t t0 = mono_ns();
+  const std::int64_t c0 = thread_cpu_ns(), t0 = mono_ns();
   for (auto _ : state) boost::this_fiber::yield();
-  const std::int64_t t1 = mono_ns();
+  const std::int64_t t1 = mono_ns(), c1 = thread_cpu_ns();
   stop = true;
   partner.join();
-  report_switches(state, t1 - t0);
+  report_switches(state, t1 - t0, c1 - c0);
 }
 
 namespace bctx = boost::context::detail;
@@ -89,10 +91,10 @@ void BM_Yield_RawContext(benchmark::State& state) {
   // returns, and it is simply abandoned (suspended) when the stack is freed.
   bctx::fcontext_t partner = bctx::make_fcontext(stack.get() + kStack, kStack, &raw_partner);
   partner = bctx::jump_fcontext(partner, nullptr).fctx;  // warm: enter the loop once
-  const std::int64_t t0 = mono_ns();
+  const std::int64_t c0 = thread_cpu_ns(), t0 = mono_ns();
   for (auto _ : state) partner = bctx::jump_fcontext(partner, nullptr).fctx;
-  const std::int64_t t1 = mono_ns();
-  report_switches(state, t1 - t0);
+  const std::int64_t t1 = mono_ns(), c1 = thread_cpu_ns();
+  report_switches(state, t1 - t0, c1 - c0);
 }
 
 // A deliberately plain custom policy: one mutex-protected std::deque per core, FIFO, stealing
@@ -145,7 +147,8 @@ void BM_Policy_Yield_Builtin(benchmark::State& state) { yield_pingpong(state, up
 
 }  // namespace
 
-BENCHMARK(BM_Yield_Upcall)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Yield_Upcall, activations_default, nullptr)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Yield_Upcall, activations_off, "off")->UseRealTime();
 BENCHMARK(BM_Yield_BoostFiber)->UseRealTime();
 BENCHMARK(BM_Yield_RawContext)->UseRealTime();
 BENCHMARK(BM_Policy_Yield_Builtin)->UseRealTime();

@@ -5,7 +5,8 @@
 // upcall::Options{}), and destroyed at process exit by a std::atexit handler, which waits as
 // Runtime::~Runtime does: fibers still running keep exit waiting; fibers waiting for something
 // that can never happen are reported as leaked after 100 ms of quiescence.
-// Owned in runtime/core/default_runtime.cpp.
+// upcall::spawn keeps its own contract (task.hpp: from a fiber only); from a plain thread use
+// upcall::thread, or default_runtime().spawn(f). Owned in runtime/core/default_runtime.cpp.
 #pragma once
 
 #include <cstddef>

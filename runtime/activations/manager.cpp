@@ -34,15 +34,14 @@ bool watchdog_takeover(RuntimeImpl* rt, Core* c, std::uintptr_t w, Activation* h
     }
   }
   if (!p) {
-    if (rt->thread_count.load(std::memory_order_relaxed) >=
-        static_cast<int>(rt->cores.size()) * kMaxThreadsPerCore) {
+    if (!rt->reserve_thread()) {
       c->act.no_standby.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
     p = rt->new_activation(c);
     p->role = Role::spare;
     try {
-      rt->start_thread(p);
+      rt->start_thread(p, /*reserved=*/true);
     } catch (...) {
       return false;
     }
@@ -116,18 +115,20 @@ void RuntimeImpl::manager_main() {
       for (auto& cp : cores) {
         Core* c = cp.get();
         if (c->standby.load(std::memory_order_acquire)) continue;
-        if (thread_count.load(std::memory_order_relaxed) >=
-            static_cast<int>(cores.size()) * kMaxThreadsPerCore) {
+        if (!reserve_thread()) {
           c->act.no_standby.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
         Activation* s = new_activation(c);
         Activation* none = nullptr;
-        if (!c->standby.compare_exchange_strong(none, s, std::memory_order_acq_rel)) continue;
+        if (!c->standby.compare_exchange_strong(none, s, std::memory_order_acq_rel)) {
+          thread_count.fetch_sub(1, std::memory_order_relaxed);  // unused reservation
+          continue;
+        }
         s->role = Role::standby;
         bump(c->counters.spares_created);
         try {
-          start_thread(s);
+          start_thread(s, /*reserved=*/true);
         } catch (...) {
           c->standby.store(nullptr, std::memory_order_release);
         }

@@ -51,10 +51,25 @@ Activation* RuntimeImpl::new_activation(Core* c) {
   return raw;
 }
 
-void RuntimeImpl::start_thread(Activation* a) {
+bool RuntimeImpl::reserve_thread() {
+  // Check and count in one step: the new thread (pinned to our CPU) may run before we return,
+  // and a count taken after its creation let a cap check see a stale value.
+  int n = thread_count.load(std::memory_order_relaxed);
+  do {
+    if (n >= static_cast<int>(cores.size()) * kMaxThreadsPerCore) return false;
+  } while (!thread_count.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void RuntimeImpl::start_thread(Activation* a, bool reserved) {
+  if (!reserved) thread_count.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(threads_mu);
-  threads.emplace_back([this, a] { thread_main(a); });  // throws std::system_error on failure
-  thread_count.fetch_add(1, std::memory_order_relaxed);
+  try {
+    threads.emplace_back([this, a] { thread_main(a); });
+  } catch (...) {
+    thread_count.fetch_sub(1, std::memory_order_relaxed);
+    throw;  // std::system_error
+  }
 }
 
 void RuntimeImpl::thread_main(Activation* a) {
@@ -169,9 +184,7 @@ bool RuntimeImpl::hand_core_to_spare(Activation* a) {
       s->listed_spare = false;
     }
   }
-  if (!s && thread_count.load(std::memory_order_relaxed) >=
-                static_cast<int>(cores.size()) * kMaxThreadsPerCore)
-    return false;
+  if (!s && !reserve_thread()) return false;
   bump(c->counters.blocking_handoffs);
   a->role = Role::blocking;
   if (s) {
@@ -185,7 +198,7 @@ bool RuntimeImpl::hand_core_to_spare(Activation* a) {
   s->role = Role::active;
   c->set_holder(s);
   try {
-    start_thread(s);
+    start_thread(s, /*reserved=*/true);
   } catch (const std::system_error&) {
     a->role = Role::active;
     c->set_holder(a);  // nobody else saw the core change hands

@@ -271,9 +271,15 @@ void set_name(std::string_view n) {
   f->name[len] = 0;
 }
 
-bool in_fiber() { return rt::current_fiber() != nullptr; }
+// Runtime entries: a fiber whose thread lost its core (a taken-over block) is handed back
+// first, so a fiber always sees itself as a fiber on a core here.
+bool in_fiber() {
+  rt::Region region;
+  return rt::current_fiber() != nullptr;
+}
 
 int core() {
+  rt::Region region;
   Core* c = rt::current_core();
   return c ? c->index : -1;
 }

@@ -16,7 +16,9 @@ namespace upcall::rt {
 RawContext make_fiber_context(Fiber* f, void* sp, std::size_t size);  // switch.cpp
 
 namespace {
-constexpr std::uint64_t kIdBlock = 1024;  // fiber ids a core takes from the global counter at once
+constexpr std::uint64_t kIdBlock = 1024;
+// Process-wide, so fiber ids are unique across runtimes (this_task::id's contract).
+std::atomic<std::uint64_t> g_next_fiber_id{1};  // fiber ids a core takes from the global counter at once
 
 [[noreturn]] void throw_exhausted(const StackPool& pool, int err) {
   std::string msg = "upcall: cannot allocate a fiber stack";
@@ -65,13 +67,13 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
     bump(here->counters.created);
     here->counters.cached.store(here->fiber_cache.size(), std::memory_order_relaxed);
     if (here->next_id == here->id_end) {
-      here->next_id = next_fiber_id.fetch_add(kIdBlock, std::memory_order_relaxed);
+      here->next_id = g_next_fiber_id.fetch_add(kIdBlock, std::memory_order_relaxed);
       here->id_end = here->next_id + kIdBlock;
     }
     f->id = here->next_id++;
   } else {
     offcore_created.fetch_add(1, std::memory_order_relaxed);
-    f->id = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+    f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   }
   f->storage = reinterpret_cast<void*>(storage);
   f->stack_top = reinterpret_cast<char*>(stack_top);
@@ -95,7 +97,9 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
   } else {
     f->name[0] = 0;
   }
-  sanitizer_stack_reuse(reinterpret_cast<void*>(bottom), f->stack_usable);
+  // Up to the control block: the spawn storage also lies over frames of the slot's previous
+  // fiber that never returned.
+  sanitizer_stack_reuse(reinterpret_cast<void*>(bottom), reinterpret_cast<std::uintptr_t>(f) - bottom);
   sanitizer_identity_init(f->san, reinterpret_cast<void*>(bottom), f->stack_usable);
   f->ctx = make_fiber_context(f, reinterpret_cast<void*>(stack_top), f->stack_usable);
   return f;

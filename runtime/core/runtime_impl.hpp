@@ -83,7 +83,10 @@ class RuntimeImpl {
   void expire_timers(Core* c, std::int64_t now_ns);
 
   // --- Activations (activation.cpp).
-  void start_thread(Activation* a);
+  // Starts a's thread. `reserved`: the caller already counted it with reserve_thread().
+  void start_thread(Activation* a, bool reserved = false);
+  // Counts one more thread if the cap (cores x kMaxThreadsPerCore) allows it.
+  bool reserve_thread();
   Activation* new_activation(Core* c);
   // Hands the core held by `a` to a spare (creating one if needed). False at the thread cap.
   bool hand_core_to_spare(Activation* a);

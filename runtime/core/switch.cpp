@@ -201,7 +201,11 @@ void unpark_fiber(Fiber* f, bool lifo) {
       if (f->park_state.compare_exchange_weak(s, kParkNotified, std::memory_order_release))
         return;
     } else {
-      return;  // already notified
+      // Already notified: still a release RMW, so the writes this waker made before unparking
+      // are visible to the parker that consumes the permit (a plain load here lost a wake-up:
+      // the parker read the waker's flag before the waker's store left its store buffer).
+      if (f->park_state.compare_exchange_weak(s, kParkNotified, std::memory_order_release))
+        return;
     }
   }
 }

@@ -46,7 +46,7 @@ void ThreadParker::park() {
   if (state.exchange(kEmpty, std::memory_order_acquire) == kNotified) return;
   std::uint32_t e = kEmpty;
   if (!state.compare_exchange_strong(e, kParked, std::memory_order_acquire)) {
-    state.store(kEmpty, std::memory_order_relaxed);  // e == kNotified: consume it
+    state.exchange(kEmpty, std::memory_order_acquire);  // e == kNotified: consume it
     return;
   }
   for (;;) {
@@ -60,7 +60,7 @@ void ThreadParker::park_until(std::int64_t deadline_ns) {
   if (state.exchange(kEmpty, std::memory_order_acquire) == kNotified) return;
   std::uint32_t e = kEmpty;
   if (!state.compare_exchange_strong(e, kParked, std::memory_order_acquire)) {
-    state.store(kEmpty, std::memory_order_relaxed);
+    state.exchange(kEmpty, std::memory_order_acquire);
     return;
   }
   for (;;) {

@@ -11,8 +11,10 @@
 // &kDequeuedMark once a notifier popped it. A timed-out waiter locks and calls
 // unlink_if_linked(): true -> it unlinked itself (timed out); false -> the object already
 // handed it what it waited for and a notify is on the way: it must Waiter::wait() for it before
-// its frame (and the Waiter) go away. The same reasoning is written in wait_group.cpp and
-// channel.hpp; this file is the version the std layer uses.
+// its frame (and the Waiter) go away. wait.hpp's W3 now says the same with Waiter::linked;
+// the std layer keeps its own mark because WakeChain re-links popped waiters through a second
+// WaitList after the object's lock is released, which flips `linked` (harmless for `data`,
+// which only the object's lock holders write).
 #pragma once
 
 #include <chrono>

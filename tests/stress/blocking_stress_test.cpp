@@ -49,7 +49,9 @@ TEST(BlockingStress, UnderLoadOnAllCores) {
     }
   });
 
-  std::atomic<std::uint64_t> calls{0}, wrong{0}, progress{0}, spins{0};
+  std::atomic<std::uint64_t> calls{0}, progress{0}, spins{0};
+  // What went wrong, by kind (all must stay 0).
+  std::atomic<std::uint64_t> wrong_value{0}, wrong_read{0}, wrong_exception{0}, off_core{0};
   std::atomic<bool> workers_done{false};
   std::vector<JoinHandle<int>> workers;
   for (int w = 0; w < kWorkers; ++w) {
@@ -66,7 +68,7 @@ TEST(BlockingStress, UnderLoadOnAllCores) {
               ::usleep(us);
               return w * 1000 + i;
             });
-            if (v != w * 1000 + i) wrong.fetch_add(1);
+            if (v != w * 1000 + i) wrong_value.fetch_add(1);
             calls.fetch_add(1);
             break;
           }
@@ -74,7 +76,7 @@ TEST(BlockingStress, UnderLoadOnAllCores) {
             reads_wanted.fetch_add(1);
             std::uint64_t got = 0;
             const ssize_t n = blocking([&] { return ::read(fds[0], &got, sizeof(got)); });
-            if (n != sizeof(got) || got == 0) wrong.fetch_add(1);
+            if (n != sizeof(got) || got == 0) wrong_read.fetch_add(1);
             calls.fetch_add(1);
             break;
           }
@@ -84,9 +86,9 @@ TEST(BlockingStress, UnderLoadOnAllCores) {
                 ::usleep(static_cast<unsigned>(rng() % 500));
                 throw std::runtime_error("e" + std::to_string(i));
               });
-              wrong.fetch_add(1);
+              wrong_exception.fetch_add(1);  // not thrown
             } catch (const std::runtime_error& e) {
-              if (std::string(e.what()) != "e" + std::to_string(i)) wrong.fetch_add(1);
+              if (std::string(e.what()) != "e" + std::to_string(i)) wrong_exception.fetch_add(1);
             }
             calls.fetch_add(1);
             break;
@@ -96,7 +98,8 @@ TEST(BlockingStress, UnderLoadOnAllCores) {
             break;
         }
         // After every call the fiber is back on a core of this runtime.
-        if (this_task::core() < 0 || this_task::core() >= Cores()) wrong.fetch_add(1);
+        const int core = this_task::core();
+        if (core < 0 || core >= Cores()) off_core.fetch_add(1);
         progress.fetch_add(1);
         ++ok;
       }
@@ -128,7 +131,10 @@ TEST(BlockingStress, UnderLoadOnAllCores) {
   ::close(fds[0]);
   ::close(fds[1]);
 
-  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_EQ(wrong_value.load(), 0u) << "a blocking call returned another call's value";
+  EXPECT_EQ(wrong_read.load(), 0u) << "a pipe read through blocking() failed";
+  EXPECT_EQ(wrong_exception.load(), 0u) << "an exception was lost or mixed up";
+  EXPECT_EQ(off_core.load(), 0u) << "after blocking() returned, the fiber was not on a core";
   const auto after = rt.stats();
   const std::uint64_t handoffs = Handoffs(after) - Handoffs(before);
   const std::uint64_t inline_runs = after.blocking_inline - before.blocking_inline;

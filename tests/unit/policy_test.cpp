@@ -123,18 +123,33 @@ class PriorityPolicy final : public Policy {
   std::unordered_map<std::uint64_t, int> dead;     // guarded by mu_
 };
 
+// Context switches so far, summed over cores: moves whenever any fiber runs.
+std::uint64_t Switches(const Runtime& rt) {
+  std::uint64_t n = 0;
+  for (const auto& c : rt.stats().cores) n += c.switches;
+  return n;
+}
+
 // Joins from a plain thread. With a custom policy, a task handed over from a plain thread while
-// the cores spin can sit in the policy with every core asleep (the runtime bug that
-// PolicyOneCore.SpawnFromThreadWhileCoreSpinsIsNotLost pins down). So that this does not hang
-// the other tests, a join that takes over 3 s is rescued by spawning no-op tasks (a spawn into
-// parked cores wakes one) and counted in *kicks, which the tests report as a failure.
+// the cores spin could sit in the policy with every core asleep (the lost wake-up that
+// PolicyOneCore.SpawnFromThreadWhileCoreSpinsIsNotLost pins down). So that such a bug fails the
+// tests instead of hanging them: when the runtime makes no progress at all (no context switch)
+// for 2 s while the join waits, the join is rescued by spawning no-op tasks (a spawn into parked
+// cores wakes one) and the rescue is counted in *kicks, which the tests report as a failure.
 template <class T>
 T JoinKicking(Runtime& rt, JoinHandle<T>& h, int* kicks) {
-  if (!WaitFor([&] { return h.done(); }, 3s)) {
-    while (!h.done()) {
+  std::uint64_t last = Switches(rt);
+  auto last_move = Clock::now();
+  while (!h.done()) {
+    std::this_thread::sleep_for(1ms);
+    const std::uint64_t now_switches = Switches(rt);
+    if (now_switches != last) {
+      last = now_switches;
+      last_move = Clock::now();
+    } else if (Clock::now() - last_move > 2s) {
       rt.spawn([] {}).detach();
       ++*kicks;
-      std::this_thread::sleep_for(10ms);
+      last_move = Clock::now() - 2s + 10ms;  // kick again in 10 ms unless something runs
     }
   }
   return h.join();
