@@ -82,12 +82,20 @@ void ThreadParker::unpark() {
   if (state.exchange(kNotified, std::memory_order_release) == kParked) futex_wake(&state, 1);
 }
 
-// Each entry point below is a runtime region (runtime/activations/region.hpp): it may touch the
-// core's timers and queues, and a returning thread hands its fiber back there first.
+// Each entry point below but current_waker is a runtime region (runtime/activations/region.hpp):
+// it may touch the core's timers and queues, and a returning thread hands its fiber back there.
 
+// Not a region: it reads only the calling context's own identity. It runs under sync objects'
+// SpinLocks (W1 builds a Waiter there), and a region entry there would let a returning thread
+// hand its fiber back while that fiber holds the lock: on a 1-core runtime the next fiber then
+// spins on the lock forever (the ChannelStress hang, found in CI).
+// A fiber's waker is the fiber even while its thread has lost the core to a takeover and not
+// yet handed it back (current_fiber() reads nullptr then): its next park_current() hands it back
+// first and parks it as a fiber. Inside upcall::blocking the thread parks on its own parker.
+// a->current and a->role are written by this thread itself while it runs the fiber.
 Waker current_waker() noexcept {
-  Region region;
-  if (Fiber* f = current_fiber()) return waker_of(f);
+  Activation* a = current_activation();
+  if (a && a->current && a->role != Role::blocking) return waker_of(a->current);
   return waker_of(this_thread_parker());
 }
 

@@ -4,8 +4,19 @@
 
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/sync/parker.hpp"
+#include "upcall/this_task.hpp"
+
+#include <sched.h>
 
 namespace upcall::detail {
+
+void spin_backoff() noexcept {
+  rt::Activation* a = rt::current_activation();
+  rt::Fiber* f = a ? a->current : nullptr;
+  // Inside a runtime region a switch is not allowed (the region owns the core's state).
+  if (f && f->region_depth == 0) this_task::yield();
+  sched_yield();
+}
 
 Waiter::Waiter() noexcept : waker_(rt::current_waker()) {}
 

@@ -31,9 +31,16 @@
 
 namespace upcall::detail {
 
+UPCALL_API void spin_backoff() noexcept;
+
 // A test-and-test-and-set lock for short critical sections (no allocation, no syscall and no
-// suspension while held). A holder may lose its CPU to the kernel, so waiters fall back to
-// sched_yield after a short spin.
+// suspension while held). A holder may still lose its CPU: to the kernel (preempted, or blocked
+// in a fault, which a scheduler activation turns into a takeover), and then, if it is a fiber,
+// the thread that comes back from the kernel hands it back at its next runtime entry and it
+// waits in a run queue. So after a short spin a waiter calls spin_backoff(): a fiber yields to
+// the ready fibers of its core (the holder may be one of them: on a 1-core runtime nothing else
+// would ever run it), then the thread yields the CPU (the holder's thread may be preempted
+// here).
 class SpinLock {
  public:
   void lock() noexcept {
@@ -45,7 +52,7 @@ class SpinLock {
       if (i < 64)
         __builtin_ia32_pause();
       else
-        sched_yield();
+        spin_backoff();
     }
   }
   bool try_lock() noexcept {
