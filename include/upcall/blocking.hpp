@@ -5,6 +5,7 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -41,6 +42,18 @@ auto blocking(F&& f) -> std::invoke_result_t<F&&> {
     }
     detail::blocking_exit();
     if (error) std::rethrow_exception(error);
+  } else if constexpr (std::is_reference_v<R>) {
+    // A reference result is carried as a pointer (std::optional cannot hold a reference).
+    std::remove_reference_t<R>* result = nullptr;
+    try {
+      auto&& r = std::forward<F>(f)();  // a named reference: an lvalue even for R = T&&
+      result = std::addressof(r);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    detail::blocking_exit();
+    if (error) std::rethrow_exception(error);
+    return static_cast<R>(*result);
   } else {
     std::optional<R> result;
     try {

@@ -8,7 +8,10 @@
 #include <cstring>
 #include <exception>
 #include <stdexcept>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/activations/region.hpp"
 #include "runtime/core/check.hpp"
@@ -46,6 +49,21 @@ Runtime::~Runtime() {
   if (f && f->rt == impl_.get()) {
     std::fprintf(stderr, "upcall: fatal: a Runtime was destroyed from one of its own fibers\n");
     std::terminate();
+  }
+  impl_->shutdown();
+  // Fibers still referenced (a JoinHandle kept past the Runtime, or a fiber leaked by the
+  // shutdown above) live in the runtime's stack slots, and a handle's later join/detach touches
+  // them: keep that memory (the threads are gone) rather than let the handle read unmapped pages.
+  if (const std::uint64_t held = impl_->live_fibers()) {
+    rt::announce_once("runtime-leaked",
+                      "upcall: a Runtime was destroyed while " + std::to_string(held) +
+                          " of its fibers were still referenced (JoinHandles alive, or fibers "
+                          "that never finished); its memory is kept so those handles stay safe");
+    static std::mutex kept_mu;
+    static auto* kept = new std::vector<rt::RuntimeImpl*>;  // reachable: not a leak report
+    std::lock_guard<std::mutex> lock(kept_mu);
+    kept->push_back(impl_.release());
+    return;
   }
   impl_.reset();
 }

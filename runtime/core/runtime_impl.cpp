@@ -142,9 +142,9 @@ void RuntimeImpl::shutdown() {
       quiet_since = now;
     } else if (now - quiet_since >= kQuiescentGraceNs) {
       std::fprintf(stderr,
-                   "upcall: runtime shut down with %llu fiber(s) still waiting on something "
-                   "nothing in the runtime can complete; they are leaked (their destructors do "
-                   "not run)\n",
+                   "upcall: runtime shut down with %llu fiber(s) not released: waiting on "
+                   "something nothing in the runtime can complete (leaked, their destructors "
+                   "do not run), or finished but still held by a JoinHandle\n",
                    static_cast<unsigned long long>(live_fibers()));
       break;
     }

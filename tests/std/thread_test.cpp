@@ -173,10 +173,9 @@ TEST_P(StdThread, LargeCallablesGoToTheHeap) {
   EXPECT_EQ(got, 9);
 }
 
-// Disabled until the runtime hands out process-wide fiber ids (RuntimeImpl::next_fiber_id is
-// per runtime today, although this_task::id() documents "unique within the process"). Thread
-// ids, recursive_mutex ownership, stop_token's requester check and fiber_local all key on it.
-TEST(StdThreadIds, DISABLED_UniqueAcrossRuntimes) {
+// Fiber ids are process-wide: thread ids, recursive_mutex ownership, stop_token's requester
+// check and fiber_local all key on them, so two runtimes must never hand out the same one.
+TEST(StdThreadIds, UniqueAcrossRuntimes) {
   Options o;
   o.cores = 1;
   Runtime a(o), b(o);

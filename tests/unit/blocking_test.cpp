@@ -88,6 +88,18 @@ TEST_P(Blocking, ReturnsValues) {
   EXPECT_TRUE(h.join());
 }
 
+// Reference results come back as the same object, not a copy (lvalue and rvalue references).
+TEST_P(Blocking, ReturnsReferences) {
+  auto h = rt().spawn([] {
+    std::string target = "kept";
+    std::string& l = blocking([&]() -> std::string& { return target; });
+    std::string&& r = blocking([&]() -> std::string&& { return std::move(target); });
+    const std::string& c = blocking([&]() -> const std::string& { return target; });
+    return &l == &target && &r == &target && &c == &target;
+  });
+  EXPECT_TRUE(h.join());
+}
+
 TEST_P(Blocking, PropagatesExceptions) {
   auto h = rt().spawn([] {
     std::string what;
