@@ -7,8 +7,11 @@
 //     shutdown_at_exit with std::atexit, publish the pointer in g_fast (release).
 //  2. Later calls: g_fast (acquire) -> the runtime, no lock.
 //  3. Process exit (the atexit handler): under g_mu mark it shut down and unpublish it, so
-//     later default_runtime() calls throw; then destroy it outside the lock (waits for its
-//     fibers as Runtime::~Runtime does), then destroy the fiber_local values its fibers left.
+//     later default_runtime() calls throw. If fibers are still alive (detached ones: a joinable
+//     upcall::thread already terminated the process when it was destroyed), they are not
+//     awaited, as std does not await detached threads: the runtime is left running to the
+//     end of the process and those fibers' destructors do not run. Otherwise destroy it
+//     outside the lock, then destroy the fiber_local values its fibers left.
 //     If exit() was called from one of its own threads (a fiber, or a fiber inside
 //     upcall::blocking), destroying it there would deadlock: it is left to the OS, announced.
 // Static destructors that run after step 3 and use the std layer from a plain thread get the
@@ -52,6 +55,12 @@ void shutdown_at_exit() {
     std::fprintf(stderr,
                  "upcall: exit() was called from a thread of the default runtime; the runtime "
                  "is not shut down (its fibers are abandoned to the OS)\n");
+    return;
+  }
+  if (impl->live_fibers() != 0) {
+    // Detached fibers are not awaited at exit, as std does not await detached threads: the
+    // runtime is left running (its memory and threads stay until the process ends), and
+    // those fibers' destructors do not run. Waiting would hang exit() on any background loop.
     return;
   }
   delete r;

@@ -256,5 +256,24 @@ TEST_F(StdThreadDeath, UseAfterShutdownAtExitThrowsSystemError) {
       ::testing::ExitedWithCode(3), "threw: .*shut down at process exit");
 }
 
+// Detached threads are not awaited at exit (as in std): a detached background loop that never
+// ends must not hang exit(), and the process exits with its own status.
+TEST_F(StdThreadDeath, ExitDoesNotAwaitDetachedThreads) {
+  EXPECT_EXIT(
+      {
+        upcall::thread forever([] {
+          for (;;) upcall::this_thread::sleep_for(1ms);
+        });
+        forever.detach();
+        upcall::thread spinner([] {
+          for (;;) upcall::this_thread::yield();
+        });
+        spinner.detach();
+        upcall::this_thread::sleep_for(20ms);
+        std::exit(7);
+      },
+      ::testing::ExitedWithCode(7), "");
+}
+
 }  // namespace
 }  // namespace upcall::test
