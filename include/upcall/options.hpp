@@ -36,6 +36,10 @@ struct UPCALL_API Options {
   std::shared_ptr<Policy> policy;
   // Quiet: do not print the one-line configuration banner to stderr at start.
   bool quiet = true;
+  // Consume the kernel's message stream about this runtime's threads (bpf activations only):
+  // count it in RuntimeStats::kernel_events and keep the last messages for
+  // Runtime::recent_kernel_events(). Also on when the policy wants_kernel_events().
+  bool kernel_events = false;
 
   // Fills the fields that are still unset from --upcall-* flags found in argv, and removes
   // those flags from argv (argc is updated). Unknown --upcall-* flags throw

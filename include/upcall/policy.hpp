@@ -10,6 +10,7 @@
 #include <string>
 
 #include "upcall/detail/config.hpp"
+#include "upcall/kernel_events.hpp"
 
 namespace upcall {
 
@@ -65,6 +66,12 @@ class UPCALL_API Policy {
   // Notifications only; the task is not ready.
   virtual void on_blocked(int core, TaskRef task) { (void)core, (void)task; }
   virtual void on_dead(int core, TaskRef task) { (void)core, (void)task; }
+  // The kernel's messages about the runtime's threads (upcall/kernel_events.hpp), delivered
+  // only if wants_kernel_events() returns true. Called on the process's single event consumer
+  // thread, typically within a few milliseconds of the event, concurrently with everything
+  // above; must not block or call back into the runtime.
+  virtual bool wants_kernel_events() const { return false; }
+  virtual void on_kernel_event(const KernelEvent& e) { (void)e; }
 };
 
 }  // namespace upcall

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "upcall/kernel_events.hpp"
 #include "upcall/options.hpp"
 #include "upcall/stats.hpp"
 #include "upcall/task.hpp"
@@ -55,6 +56,9 @@ class UPCALL_API Runtime {
   std::uint64_t stacks_in_use() const;
   // The last 64 blocks of kernel threads that were taken over, oldest first.
   std::vector<BlockRecord> recent_blocks() const;
+  // The last kernel messages about this runtime's threads, oldest first (at most 1024; empty
+  // unless Options::kernel_events or the policy consumes the stream, and bpf is the backend).
+  std::vector<KernelEvent> recent_kernel_events() const;
 
   rt::RuntimeImpl* impl() const { return impl_.get(); }
 

@@ -58,6 +58,13 @@ struct BlockRecord {
   std::uint64_t duration_ns = 0;   // block start -> fiber handed back
 };
 
+// The kernel message stream (upcall/kernel_events.hpp), when the runtime consumes it.
+struct KernelEventStats {
+  bool consumed = false;          // Options::kernel_events or the policy asked, and bpf is on
+  std::uint64_t by_type[7] = {};  // indexed by KernelEvent::Type (0 unused)
+  std::uint64_t gaps = 0;         // messages lost to a full ring (per-thread sequence gaps)
+};
+
 struct RuntimeStats {
   std::vector<CoreStats> cores;
   std::uint64_t fibers_spawned = 0;
@@ -65,6 +72,7 @@ struct RuntimeStats {
   std::uint64_t blocking_inline = 0;  // blocking() calls run in place: the spare-thread cap was hit
   std::uint64_t threads = 0;          // kernel threads the runtime owns now
   ActivationStats activations;
+  KernelEventStats kernel_events;
 };
 
 }  // namespace upcall

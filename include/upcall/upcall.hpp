@@ -10,6 +10,7 @@
 #include "upcall/default_runtime.hpp"
 #include "upcall/fiber_local.hpp"
 #include "upcall/future.hpp"
+#include "upcall/kernel_events.hpp"
 #include "upcall/latch.hpp"
 #include "upcall/mutex.hpp"
 #include "upcall/options.hpp"

@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "upcall/kernel_events.hpp"
+
 namespace upcall::rt {
 
 enum class ThreadRunState : std::uint8_t { unknown, running, preempted, blocked, dead };
@@ -35,12 +37,26 @@ inline bool is_block_state(std::uint32_t prev_state) {
   return (prev_state & (kInterruptible | kUninterruptible)) != 0;
 }
 
+// Receives the kernel messages about the threads registered with it (bpf backend only), on the
+// backend's consumer thread. Must not block or register/unregister threads.
+class KernelEventSink {
+ public:
+  virtual void on_kernel_event(const KernelEvent& e) noexcept = 0;
+
+ protected:
+  ~KernelEventSink() = default;
+};
+
 class ActivationBackend {
  public:
   virtual ~ActivationBackend() = default;
   virtual const char* name() const = 0;
   // Registers a thread; returns its slot (>= 0) or a negative errno (-ENOSPC: no slot left).
-  virtual int register_thread(int tid) = 0;
+  // With a sink, the thread's kernel messages go to it (core is copied into each event) until
+  // unregister_thread returns; after that no delivery for this thread is in progress.
+  virtual int register_thread(int tid, KernelEventSink* sink = nullptr, int core = -1) = 0;
+  // Whether register_thread's sink will ever be called (a message stream exists).
+  virtual bool has_event_stream() const { return false; }
   virtual void unregister_thread(int tid, std::uint32_t slot) = 0;
   // Lock-free, no system call for bpf. 0 or a negative errno.
   virtual int read(std::uint32_t slot, StatusView* out) const = 0;

@@ -1,11 +1,24 @@
 // runtime/activations/bpf_backend.cpp: the bpf backend, a thin adapter over kernel-glue's
 // BpfGlue. One BpfGlue per process at a time (the programs filter on our pid, then on
-// registered threads), shared by the runtimes alive and closed with the last of them. Slots are handed out from a
-// process-wide bitmap under a mutex (registration is off every hot path).
+// registered threads), shared by the runtimes alive and closed with the last of them. Slots
+// are handed out from a process-wide bitmap under a mutex (registration is off every hot path).
+//
+// Message stream. The BPF programs write ghOSt-style records into a ring buffer without waking
+// anyone (UPCALL_RING_WAKE_NONE: a wake-up is an IPI inside the traced switch, measured too
+// costly; kernel-glue/upcall_abi.h). The first registration with a sink starts one consumer
+// thread per process, which drains the ring every kConsumePeriodMs:
+//  1. poll the ring (sleeps up to the period), for each record:
+//  2. lock mu_; if sinks_[slot] is set and was registered for the record's tid, convert the
+//     record and call the sink (still under mu_); unlock.
+//  3. unregister_thread clears sinks_[slot] under mu_, so once it returns no delivery for that
+//     thread runs or will start: a runtime may be destroyed right after unregistering all.
+// The standby's takeover path never takes mu_ (it reads the mmapped status words only).
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "bpf_glue.hpp"
@@ -16,6 +29,34 @@ namespace upcall::rt {
 namespace {
 
 constexpr std::uint32_t kSlots = 4096;  // activations per process (all runtimes together)
+constexpr int kConsumePeriodMs = 2;     // ring drain period (delivery delay bound, plus noise)
+
+KernelEvent to_event(const upcall_msg& m, int core) {
+  KernelEvent e;
+  e.type = static_cast<KernelEvent::Type>(m.type);
+  e.core = core;
+  e.tid = m.tid;
+  e.seq = m.seq;
+  e.cpu = static_cast<int>(m.cpu);
+  e.time_ns = static_cast<std::int64_t>(m.ts_ns);  // bpf_ktime_get_ns: CLOCK_MONOTONIC
+  switch (m.type) {
+    case UPCALL_MSG_TASK_BLOCKED:
+      e.kernel_state = m.payload.blocked.prev_state;
+      e.runtime_ns = m.payload.blocked.runtime_ns;
+      break;
+    case UPCALL_MSG_TASK_PREEMPT:
+      e.kernel_state = m.payload.preempt.prev_state;
+      e.runtime_ns = m.payload.preempt.runtime_ns;
+      break;
+    case UPCALL_MSG_TASK_WAKEUP:
+      e.waker_tid = m.payload.wakeup.waker_tid;
+      e.target_cpu = static_cast<int>(m.payload.wakeup.target_cpu);
+      break;
+    case UPCALL_MSG_TASK_DEAD: e.runtime_ns = m.payload.dead.runtime_ns; break;
+    default: break;
+  }
+  return e;
+}
 
 class BpfBackend final : public ActivationBackend {
  public:
@@ -25,26 +66,45 @@ class BpfBackend final : public ActivationBackend {
     const int rc = glue_.open(getpid(), kSlots);
     if (rc < 0) *why = glue_.explain(rc);
     used_.assign(kSlots, false);
+    sinks_.assign(kSlots, Sink{});
     return rc;
   }
 
-  int register_thread(int tid) override {
+  ~BpfBackend() override {
+    stop_.store(true, std::memory_order_relaxed);
+    if (consumer_.joinable()) consumer_.join();
+  }
+
+  int register_thread(int tid, KernelEventSink* sink, int core) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::uint32_t s = 0; s < kSlots; ++s) {
       if (used_[s]) continue;
       const int rc = glue_.register_thread(tid, s);
       if (rc < 0) return rc;
       used_[s] = true;
+      sinks_[s] = Sink{sink, tid, core};
+      if (sink && !consumer_.joinable()) {
+        try {
+          consumer_ = std::thread([this] { consume_loop(); });
+        } catch (...) {  // no thread: no stream, the activations themselves are unaffected
+          sinks_[s].sink = nullptr;
+        }
+      }
       return static_cast<int>(s);
     }
     return -ENOSPC;
   }
 
   void unregister_thread(int tid, std::uint32_t slot) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);  // step 3: no delivery to this slot after this
     glue_.unregister_thread(tid);
-    if (slot < kSlots) used_[slot] = false;
+    if (slot < kSlots) {
+      used_[slot] = false;
+      sinks_[slot] = Sink{};
+    }
   }
+
+  bool has_event_stream() const override { return true; }
 
   int read(std::uint32_t slot, StatusView* out) const override {
     upcall_status_word w;
@@ -79,9 +139,33 @@ class BpfBackend final : public ActivationBackend {
   }
 
  private:
+  struct Sink {
+    KernelEventSink* sink = nullptr;
+    int tid = 0;
+    int core = -1;
+  };
+
+  // The consumer thread (steps 1-2 of the file comment). Single consumer of glue_'s ring.
+  void consume_loop() {
+    while (!stop_.load(std::memory_order_relaxed)) {
+      glue_.poll(kConsumePeriodMs, [this](const upcall_msg& m) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (m.slot < kSlots) {
+          const Sink& k = sinks_[m.slot];
+          if (k.sink && static_cast<std::uint32_t>(k.tid) == m.tid)
+            k.sink->on_kernel_event(to_event(m, k.core));
+        }
+        return 0;
+      });
+    }
+  }
+
   kglue::BpfGlue glue_;
   std::mutex mu_;
-  std::vector<bool> used_;  // guarded by mu_
+  std::vector<bool> used_;    // guarded by mu_
+  std::vector<Sink> sinks_;   // guarded by mu_
+  std::thread consumer_;      // started under mu_ by the first registration with a sink
+  std::atomic<bool> stop_{false};  // set by the destructor; the consumer checks it each period
 };
 
 }  // namespace

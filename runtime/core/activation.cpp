@@ -92,7 +92,7 @@ void RuntimeImpl::thread_main(Activation* a) {
   }
   enter_fiber_thread(a);
   if (backend) {
-    const int slot = backend->register_thread(a->tid);
+    const int slot = backend->register_thread(a->tid, kernel_event_sink(), a->core->index);
     // release: pairs with the standby's / watchdog's acquire; a slot < 0 is never read.
     a->slot.store(slot, std::memory_order_release);
   }

@@ -123,6 +123,8 @@ RuntimeStats Runtime::stats() const {
   a.upcall = summary(impl_->hist_upcall);
   a.block = summary(impl_->hist_block);
   a.resume = summary(impl_->hist_resume);
+  s.kernel_events.consumed = impl_->kevents_on;
+  impl_->kevents.fill(&s.kernel_events);
   return s;
 }
 

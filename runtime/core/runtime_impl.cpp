@@ -61,6 +61,7 @@ RuntimeImpl::RuntimeImpl(const Options& opts) {
     cores.push_back(std::move(c));
   }
   select_activation_backend();
+  choose_kernel_events(opts.kernel_events);
   try {
     for (auto& c : cores) {
       Activation* a = new_activation(c.get());

@@ -14,6 +14,7 @@
 #include "runtime/activations/backend.hpp"
 #include "runtime/context/stack_pool.hpp"
 #include "runtime/stats/block_log.hpp"
+#include "runtime/stats/kernel_event_log.hpp"
 #include "runtime/stats/histogram.hpp"
 #include "runtime/core/core.hpp"
 #include "runtime/sched/inject_queue.hpp"
@@ -29,7 +30,7 @@ inline constexpr std::uint32_t kLifoStreakMax = 3;  // as Tokio: then the FIFO g
 inline constexpr std::size_t kFiberCacheMax = 128;  // per-core free fibers before spilling
 inline constexpr int kMaxThreadsPerCore = 64;       // activations per core, spares included
 
-class RuntimeImpl {
+class RuntimeImpl final : public KernelEventSink {
  public:
   explicit RuntimeImpl(const Options& opts);
   ~RuntimeImpl();
@@ -161,6 +162,14 @@ class RuntimeImpl {
   LatencyHistogram hist_block;   // block -> the fiber handed back by its returning thread
   LatencyHistogram hist_resume;  // hand-back -> the fiber running again
   BlockLog block_log;
+  // The kernel message stream (runtime/activations/kernel_events.cpp). kevents_on is set by the
+  // constructor before any thread starts and never changes.
+  bool kevents_on = false;
+  KernelEventLog kevents;
+  void on_kernel_event(const KernelEvent& e) noexcept override;
+  void choose_kernel_events(bool requested);
+  // The sink a new activation registers with the backend (nullptr: no stream wanted).
+  KernelEventSink* kernel_event_sink() noexcept { return kevents_on ? this : nullptr; }
 
   std::atomic<bool> stopping{false};  // no new spawns from outside
   std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)
