@@ -275,12 +275,18 @@ TEST(BlockingOneCore, CallsPastTheThreadCapRunInPlace) {
   o.cores = 1;
   Runtime rt(std::move(o));
   constexpr int kFibers = 80;
-  std::atomic<int> done{0};
+  std::atomic<int> done{0}, started{0};
   std::vector<JoinHandle<int>> hs;
+  // Each call stays inside until every fiber has started its call (or 2 s passed: a call run
+  // in place holds the only core, so later fibers may not start until it gives up), so the
+  // calls overlap however slowly the fibers are spawned (TSAN).
   for (int i = 0; i < kFibers; ++i)
     hs.push_back(rt.spawn([&, i] {
-      const int v = blocking([i] {
-        std::this_thread::sleep_for(50ms);
+      const int v = blocking([i, &started] {
+        started.fetch_add(1);
+        const auto until = std::chrono::steady_clock::now() + 2s;
+        while (started.load() < kFibers && std::chrono::steady_clock::now() < until)
+          std::this_thread::sleep_for(1ms);
         return i;
       });
       done.fetch_add(1);
