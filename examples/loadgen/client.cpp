@@ -290,9 +290,15 @@ void Worker::run() {
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   using Arrival = std::pair<int64_t, Conn*>;
   std::priority_queue<Arrival, std::vector<Arrival>, std::greater<Arrival>> arrivals;
+  // Arrivals at or after the end of the schedule are never queued: the loop must not wait for
+  // them (at low per-connection rates the first one past the end can be seconds away).
+  auto schedule_next = [&](Conn* c) {
+    const int64_t t = start_ + std::llround(c->schedule.next_ns());
+    if (t < sched_end_) arrivals.emplace(t, c);
+  };
   for (auto& c : conns_) {
     attach(*c);
-    arrivals.emplace(start_ + std::llround(c->schedule.next_ns()), c.get());
+    schedule_next(c.get());
   }
   std::vector<Conn*> touched;
   epoll_event events[kMaxEvents];
@@ -301,7 +307,6 @@ void Worker::run() {
     while (!arrivals.empty() && arrivals.top().first <= now) {
       auto [t, c] = arrivals.top();
       arrivals.pop();
-      if (t >= sched_end_) continue;  // this connection's schedule is over
       if (measured(t)) {
         ++r_.scheduled;
         r_.client_lag.record(now - t);
@@ -311,7 +316,7 @@ void Worker::run() {
         c->touched = true;
         touched.push_back(c);
       }
-      arrivals.emplace(start_ + std::llround(c->schedule.next_ns()), c);
+      schedule_next(c);
     }
     for (Conn* c : touched) {
       c->touched = false;

@@ -69,6 +69,8 @@ int64_t Histogram::percentile(double p) const {
   // Nearest rank: the smallest value with at least ceil(p/100 * n) values at or below it.
   auto rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
   rank = std::clamp<uint64_t>(rank, 1, count_);
+  if (rank == 1) return min_;  // the extremes are tracked exactly
+  if (rank == count_) return max_;
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];
