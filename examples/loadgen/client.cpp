@@ -41,7 +41,7 @@ namespace loadgen {
 namespace {
 
 constexpr int64_t kReconnectDelayNs = 100'000'000;  // between attempts on a failed connection
-constexpr size_t kReadChunk = 64 * 1024;            // free space ensured before each read
+constexpr size_t kReadChunk = 64 * 1024;            // one read(2), into the thread's scratch
 constexpr int kMaxEvents = 256;
 
 int64_t now_ns() {
@@ -85,8 +85,7 @@ struct Conn {
   std::deque<int64_t> inflight;  // intended times of encoded requests, oldest first
   std::string out;               // encoded bytes; out[out_off..] not yet written
   size_t out_off = 0;
-  std::vector<char> in;          // received bytes; in[in_begin..in_end) not yet parsed
-  size_t in_begin = 0, in_end = 0;
+  std::string in;                // received bytes of a response not complete yet (usually none)
   bool want_out = false;         // registered for EPOLLOUT
   bool touched = false;          // in the loop's to-flush list
   bool dead = false;             // failed; reconnect at retry_at
@@ -128,6 +127,7 @@ class Worker {
   int64_t start_, measure_from_ = 0, sched_end_ = 0, drain_end_ = 0;
   int ep_ = -1;
   int dead_ = 0;  // connections waiting for a reconnection
+  std::vector<char> scratch_ = std::vector<char>(kReadChunk);  // every read lands here first
   std::vector<std::unique_ptr<Conn>> conns_;
   Results r_;
 };
@@ -162,7 +162,7 @@ void Worker::fail(Conn& c, const std::string& why, int64_t now) {
   c.session.reset();
   c.out.clear();
   c.out_off = 0;
-  c.in_begin = c.in_end = 0;
+  c.in.clear();
   c.dead = true;
   ++dead_;
   c.retry_at = now + kReconnectDelayNs;
@@ -209,29 +209,32 @@ void Worker::flush(Conn& c, int64_t now) {
   set_want_out(c, false);
 }
 
+// Reads once (level-triggered: more data raises the event again) and parses every complete
+// response. Bytes are parsed straight from the thread's scratch buffer; only the tail of an
+// incomplete response is kept in the connection, so an idle connection holds no buffer.
 void Worker::on_readable(Conn& c, int64_t now) {
-  if (c.in.size() - c.in_end < kReadChunk) {
-    // Move the unparsed tail to the front; grow only if that is not enough room.
-    std::memmove(c.in.data(), c.in.data() + c.in_begin, c.in_end - c.in_begin);
-    c.in_end -= c.in_begin;
-    c.in_begin = 0;
-    if (c.in.size() - c.in_end < kReadChunk) c.in.resize(c.in_end + 2 * kReadChunk);
-  }
-  ssize_t n = read(c.fd, c.in.data() + c.in_end, c.in.size() - c.in_end);
+  ssize_t n = read(c.fd, scratch_.data(), scratch_.size());
   if (n == 0) return fail(c, "server closed the connection", now);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     return fail(c, "read: " + errno_text(errno), now);
   }
-  c.in_end += static_cast<size_t>(n);
+  const char* data = scratch_.data();
+  size_t len = static_cast<size_t>(n);
+  if (!c.in.empty()) {
+    c.in.append(data, len);
+    data = c.in.data();
+    len = c.in.size();
+  }
   const bool in_window = now >= measure_from_ && now < sched_end_;
+  size_t off = 0;
   while (true) {
-    ParseResult pr = c.session->parse(c.in.data() + c.in_begin, c.in_end - c.in_begin);
+    ParseResult pr = c.session->parse(data + off, len - off);
     if (pr.status == ParseResult::kIncomplete) break;
     if (pr.status == ParseResult::kError || c.inflight.empty())
       return fail(c, std::string("unparseable response from the server (protocol ") +
                          protocol_.name() + ")", now);
-    c.in_begin += pr.consumed;
+    off += pr.consumed;
     const int64_t t = c.inflight.front();
     c.inflight.pop_front();
     if (in_window) ++r_.responses_in_window;
@@ -247,7 +250,8 @@ void Worker::on_readable(Conn& c, int64_t now) {
       ++r_.warmup_mismatches;
     }
   }
-  if (c.in_begin == c.in_end) c.in_begin = c.in_end = 0;
+  if (data == c.in.data()) c.in.erase(0, off);  // keep the incomplete tail
+  else c.in.assign(data + off, len - off);
   flush(c, now);
 }
 
