@@ -155,7 +155,8 @@ step() {
   threads=$(( CLIENT_NCPU < conns ? CLIENT_NCPU : conns ))
   if ! start_server "$name"; then NOTE="did not start"; return; fi
   err=$(mktemp)
-  JSON=$(timeout $(( ${STEP_SECS%.*} + ${WARMUP_SECS%.*} + 20 )) taskset -c "$CLIENT_CPUS" \
+  JSON=$(timeout "$(awk -v a="$STEP_SECS" -v b="$WARMUP_SECS" 'BEGIN { printf "%d", a + b + 21 }')" \
+    taskset -c "$CLIENT_CPUS" \
     "$LOADGEN" --port "$SERVER_PORT" --conns "$conns" --threads "$threads" --rate "$rate" \
     --size "$size" --duration "$STEP_SECS" --warmup "$WARMUP_SECS" --timeout 1 --json 2>"$err")
   rc=$?
@@ -189,6 +190,7 @@ passes() {  # passes <json>: p99 within target, achieved >= 95% of offered, noth
 echo "== echo bench $(date -u '+%F %T UTC'); $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); kernel $(uname -r)"
 echo "== uptime before: $(uptime)"
 echo "== server CPUs $SERVER_CPUS ($SERVER_CORES cores/threads), client CPUs $CLIENT_CPUS; steps ${STEP_SECS}s + ${WARMUP_SECS}s warm-up; raw results: $OUT"
+echo "== client: taskset -c $CLIENT_CPUS $LOADGEN --port P --conns C --threads min($CLIENT_NCPU,C) --rate R --size S --duration $STEP_SECS --warmup $WARMUP_SECS --timeout 1 --json"
 ACTIVE=()
 for s in $SERVERS; do
   if [ -n "$(server_cmd "$s" 1)" ]; then ACTIVE+=("$s")
@@ -233,7 +235,7 @@ for size in $SIZES; do
       f=${FIX[$s]}; l=${LOJ[$s]}
       fixcols="- | - | -"
       [ -n "$f" ] && fixcols="$(jget p50_us "$f") | $(jget p99_us "$f") | $(jget achieved_rps "$f")"
-      maxcols="none >= $MIN_RATE | - | -"
+      maxcols="none (fails at ${HI[$s]}) | - | -"
       if [ -n "$l" ]; then
         bound=${HI[$s]}; [ "$bound" = 0 ] && bound="not reached" || bound="fails at $bound"
         maxcols="**${LO[$s]}** ($bound) | $(jget p50_us "$l") / $(jget p99_us "$l") | $(jget client_lag_p99_us "$l")"
