@@ -75,6 +75,7 @@ int connect_one(const addrinfo* ai) {
   return fd;
 }
 
+// One connection. Owned by one Worker and touched only by its thread.
 struct Conn {
   int fd = -1;
   int index = 0;                     // over all connections
@@ -94,6 +95,9 @@ struct Conn {
   Conn(double rate, uint64_t seed) : schedule(rate, seed) {}
 };
 
+// One client thread: its connections, epoll descriptor, arrival heap and Results. Everything in
+// it is touched only by that thread between the start of run() and its return; run_load builds
+// it before starting the thread and reads results() after joining it (the join orders both).
 class Worker {
  public:
   Worker(const Options& o, const Protocol& p, const addrinfo* ai, int64_t start)
