@@ -196,10 +196,11 @@ TEST(LoadgenEcho, ServerDyingMidRunIsReportedNotACrash) {
   ASSERT_GT(port, 0) << "server did not start: " << server->first_line();
   Finished f;
   std::thread client([&] {
-    f = run_loadgen(port, {"--conns", "2", "--rate", "400", "--duration", "2", "--warmup", "0",
+    f = run_loadgen(port, {"--conns", "2", "--rate", "400", "--duration", "2.5", "--warmup", "0",
                            "--timeout", "0.5"});
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Killed ~1 s into the 2.5 s schedule: requests completed before, failed after.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   server.reset();  // SIGTERM by PID, reaped
   client.join();
   ASSERT_FALSE(f.timed_out);
