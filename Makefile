@@ -12,14 +12,18 @@ CMAKE_FLAGS ?=
 DEPS := cmake ninja-build g++ pkg-config libboost-context-dev libboost-fiber-dev \
         libgtest-dev googletest libbenchmark-dev liburing-dev libbpf-dev bpftool clang llvm \
         libelf-dev zlib1g-dev
+# Only for `make bench`: the Asio and Go peers of the echo benchmark (bench/echo).
+BENCH_DEPS := libasio-dev golang-go
 
-.PHONY: all deps build test test-long test-sanitizers demo bench install clean
+.PHONY: all deps bench-deps build test test-long test-sanitizers demo bench install clean
 
 all: build
 
-deps:
+# install_missing <packages>: as root installs the missing ones; otherwise prints the apt-get
+# line and fails.
+define install_missing
 	@missing=""; \
-	for p in $(DEPS); do \
+	for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -33,6 +37,13 @@ deps:
 	  apt-get install -y -q$$missing || { apt-get update -q && apt-get install -y -q$$missing; } \
 	    || { echo "upcall: apt-get install failed"; exit 1; }; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEPS))
+
+bench-deps:
+	$(call install_missing,$(BENCH_DEPS))
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
@@ -63,8 +74,9 @@ test-sanitizers: deps
 demo: build
 	$(BUILD)/examples/demo/upcall_demo
 
-# Benchmarks: a Release build, results to compare with bench/RESULTS.md.
-bench: deps
+# Benchmarks: a Release build, results to compare with bench/RESULTS.md. bench/run.sh ends with
+# the echo comparison (bench/echo/run.sh), whose Asio and Go peers need BENCH_DEPS.
+bench: deps bench-deps
 	cmake -S . -B $(BUILD)-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DUPCALL_BUILD_TESTS=OFF \
 	  $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-bench -j $(JOBS)

@@ -2,7 +2,8 @@
 # bench/run.sh <build-dir>: runs every benchmark program of a Release build (`make bench` calls
 # it) with repetitions, printing medians only, and the machine and its load before and after
 # each program, so that a result can be judged (see bench/README.md and bench/RESULTS.md).
-# Environment: REPS (default 10; the wake-up benchmarks use REPS/2, at least 3), FILTER (a
+# Environment: REPS (default 10; the wake-up benchmarks use REPS/2, at least 3), ECHO=0 (skip
+# the echo comparison, bench/echo/run.sh, which has its own settings), FILTER (a
 # --benchmark_filter regex, default all). Every program runs under a timeout, so a hang in the
 # runtime shows up as "exit 124" instead of a stuck build.
 set -u
@@ -39,3 +40,9 @@ run 1800 bench/channel/upcall_bench_channel --benchmark_repetitions="$REPS" \
   --benchmark_report_aggregates_only=true --benchmark_filter="$FILTER"
 run 1800 bench/activations/upcall_bench_activations --benchmark_repetitions="$WREPS" \
   --benchmark_report_aggregates_only=true --benchmark_filter="$FILTER"
+# The echo comparison (upcall's echo server next to epoll, Asio and Go peers; ~10-15 min; its
+# own script prints the load before and after and a table). ECHO=0 skips it.
+if [ "${ECHO:-1}" != 0 ]; then
+  echo "== bench/echo/run.sh $B"
+  bash "$(dirname "$0")/echo/run.sh" "$B"
+fi
