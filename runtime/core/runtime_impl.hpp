@@ -23,6 +23,8 @@
 
 namespace upcall::rt {
 
+struct IoRuntime;  // runtime/io/reactor.hpp
+
 // Tuning constants (bench/RESULTS.md names the benchmark that chose each).
 inline constexpr std::uint32_t kFairnessTick = 61;  // as Go: poll globals every 61st decision
 inline constexpr std::uint32_t kLifoStreakMax = 3;  // as Tokio: then the FIFO gets a turn
@@ -161,6 +163,7 @@ class RuntimeImpl {
   LatencyHistogram hist_block;   // block -> the fiber handed back by its returning thread
   LatencyHistogram hist_resume;  // hand-back -> the fiber running again
   BlockLog block_log;
+  IoRuntime* io = nullptr;  // the I/O backend (runtime/io), set at start, freed at shutdown
 
   std::atomic<bool> stopping{false};  // no new spawns from outside
   std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)
