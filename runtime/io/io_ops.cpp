@@ -174,10 +174,25 @@ long attempt(const Req& q) {
   }
 }
 
-// Readiness paths (epoll reactor on a fiber, or a plain thread). `fiber_epoll` picks the wait.
-Result run_readiness(const Req& q, const Limits& lim, bool fiber_epoll) {
+Result run(const Req& q, const Limits& lim);
+
+// How run_readiness waits: poll(2) on a plain thread, the core's epoll on a fiber, or an
+// io_uring POLL_ADD on a fiber whose request was recovered after a takeover.
+enum class WaitMode : std::uint8_t { thread, epoll, uring_poll };
+
+// Readiness paths: the non-blocking syscall, and a readiness wait when it would block.
+Result run_readiness(const Req& q, const Limits& lim, WaitMode mode) {
   const std::int64_t dl = deadline_ns(lim);
+  const bool fiber_epoll = mode != WaitMode::thread;
   auto wait = [&](short ev) -> int {
+    if (mode == WaitMode::uring_poll) {
+      Req pq{};
+      pq.kind = Kind::poll;
+      pq.fd = q.fd;
+      pq.events = ev;
+      const Result r = run(pq, lim);
+      return r.error ? -r.error.value() : 0;
+    }
     if (fiber_epoll) {
       const int rc = rt::epoll_wait_ready(q.fd, ev, dl, lim.stop);
       if (rc == -EPERM) return 0;  // not pollable (a regular file): always ready
@@ -194,7 +209,8 @@ Result run_readiness(const Req& q, const Limits& lim, bool fiber_epoll) {
   }
   if (q.kind == Kind::connect) {
     long rc = do_syscall(q, false);
-    if (rc != -EINPROGRESS) return from_rc(rc);
+    if (rc == -EISCONN && mode == WaitMode::uring_poll) return from_rc(0);  // recovered, done
+    if (rc != -EINPROGRESS && rc != -EALREADY) return from_rc(rc);
     const int w = wait(POLLOUT);
     if (w < 0) return from_rc(w);
     int err = 0;
@@ -233,23 +249,73 @@ void prep(io_uring_sqe* sqe, const Req& q) {
   }
 }
 
-// Waits for `op` (already on a ring) as described at the top. The caller holds no region.
-Result wait_uring(IoOp& op, const Limits& lim) {
+// Prepares `q` on the ring of the caller's core. nullptr when the caller is no fiber on a core
+// with an io_uring reactor (then *epoll_path says whether the epoll path applies) or when the
+// ring is full / out of memory (the readiness path runs instead).
+IoOp* submit_uring(const Req& q, bool* epoll_path) {
+  rt::Region region;
+  rt::Core* c = region.core();
+  rt::Activation* a = rt::current_activation();
+  if (!c || !a || !a->current || !c->reactor) return nullptr;
+  if (c->reactor->kind == rt::IoBackend::epoll) {
+    *epoll_path = true;
+    return nullptr;
+  }
+  IoOp* op = nullptr;
+  io_uring_sqe* sqe = rt::io_get_sqe(c, &op);
+  if (!sqe) return nullptr;
+  prep(sqe, q);
+  io_uring_sqe_set_data(sqe, op);
+  op->waker = rt::current_waker();
+  // Submitted by the holder's next scheduling round (batched), at the latest when the core
+  // runs out of ready fibers.
+  return op;
+}
+
+// Waits for `op` as described at the top; recovers it when its holder asks (section 13).
+// The caller holds no region.
+Result wait_uring(IoOp* op, const Req& q, const Limits& lim) {
   const std::int64_t dl = deadline_ns(lim);
   std::optional<stop_callback<std::function<void()>>> cb;
   if (lim.stop.stop_possible()) {
-    const rt::Waker w = op.waker;
+    const rt::Waker w = op->waker;  // the calling fiber: the same for a resubmitted request
     cb.emplace(lim.stop, std::function<void()>([w] { rt::unpark_waker(w); }));
   }
-  int why = 0;            // ETIMEDOUT or ECANCELED once we gave up
+  int why = 0;  // ETIMEDOUT or ECANCELED once we gave up
   bool cancel_sent = false;
-  // acquire: pairs with the reaper's release store of `done` (res and the buffer).
-  while (!op.done.load(std::memory_order_acquire)) {
+  // acquire: pairs with the reaper's acq_rel exchange (res and the buffer).
+  while (op->state.load(std::memory_order_acquire) != IoOp::kDone) {
+    if (op->recover.exchange(false, std::memory_order_relaxed)) {
+      // Its completion waits in the task work of a thread that lost the core. A cancel that the
+      // kernel confirms (0) means the request will never run (a poll-armed socket request is
+      // only marked: its completion still waits, but it will not touch the buffer), so it can
+      // be left behind and issued again from the thread that holds a core now.
+      if (rt::io_cancel(op, kCancelWaitNs) == 0) {
+        std::uint32_t w = IoOp::kWaiting;
+        if (op->state.compare_exchange_strong(w, IoOp::kAbandoned, std::memory_order_acq_rel)) {
+          if (why) return from_rc(-why);
+          // A socket request continues as readiness (a non-exclusive POLL_ADD from this
+          // thread) plus the non-blocking syscall: the abandoned request may still hold an
+          // exclusive wake-up slot (accept), and one wake-up can go to it; a plain poll waiter
+          // is woken by every one.
+          if (pollable(q.kind)) return run_readiness(q, lim, WaitMode::uring_poll);
+          bool epoll_path = false;
+          if (IoOp* fresh = submit_uring(q, &epoll_path)) {
+            op = fresh;
+            cancel_sent = false;
+            continue;
+          }
+          return run_readiness(q, lim, epoll_path ? WaitMode::epoll : WaitMode::thread);
+        }
+        break;  // it completed meanwhile: use its result
+      }
+      // Running in the kernel's worker (-EALREADY) or already complete: wait for it.
+    }
     if (!cancel_sent) {
       if (!why && lim.stop.stop_requested()) why = ECANCELED;
       if (!why && dl != INT64_MAX && now_ns() >= dl) why = ETIMEDOUT;
       if (why) {
-        const int rc = rt::io_cancel(&op, kCancelWaitNs);
+        const int rc = rt::io_cancel(op, kCancelWaitNs);
         if (rc == 0 || rc == -EALREADY) {
           cancel_sent = true;  // its completion (cancelled or not) follows
           continue;
@@ -267,36 +333,41 @@ Result wait_uring(IoOp& op, const Limits& lim) {
       rt::park_current();
     }
   }
-  if (op.res >= 0) return from_rc(op.res);  // completed, possibly despite a late cancel
-  if (why && (op.res == -ECANCELED || op.res == -EINTR)) return from_rc(-why);
-  return from_rc(op.res);
+  const int res = op->res;
+  {
+    rt::Region region;
+    rt::io_op_free(region.core(), op);
+  }
+  if (res >= 0) return from_rc(res);  // completed, possibly despite a late cancel
+  if (why && (res == -ECANCELED || res == -EINTR)) return from_rc(-why);
+  return from_rc(res);
+}
+
+// Where the caller would wait: io_uring, epoll, or its own thread.
+WaitMode caller_mode() {
+  rt::Region region;
+  rt::Core* c = region.core();
+  rt::Activation* a = rt::current_activation();
+  if (!c || !a || !a->current || !c->reactor) return WaitMode::thread;
+  return c->reactor->kind == rt::IoBackend::epoll ? WaitMode::epoll : WaitMode::uring_poll;
 }
 
 Result run(const Req& q, const Limits& lim) {
-  IoOp op;
   bool epoll_path = false;
-  {
-    rt::Region region;
-    rt::Core* c = region.core();
-    rt::Activation* a = rt::current_activation();
-    if (c && a && a->current && c->reactor) {
-      if (c->reactor->kind == rt::IoBackend::epoll) {
-        epoll_path = true;
-      } else if (io_uring_sqe* sqe = rt::io_get_sqe(c)) {
-        prep(sqe, q);
-        io_uring_sqe_set_data(sqe, &op);
-        op.waker = rt::current_waker();
-        op.ring = c->reactor;
-        // Submitted by the holder's next scheduling round (batched), at the latest when the
-        // core runs out of ready fibers.
-        goto wait;
-      }
-    }
+  if (q.kind == Kind::accept) {
+    // accept is a non-blocking accept4 plus a readiness wait (a POLL_ADD on the ring): the
+    // kernel arms IORING_OP_ACCEPT as an *exclusive* waiter of the listener, and an accept
+    // whose completion waits behind a blocked thread keeps swallowing the listener's
+    // wake-ups until that thread runs again (measured: later connections sat in the backlog
+    // for seconds). A POLL_ADD waiter is not exclusive. It also takes ready connections
+    // without a ring round trip.
+    return run_readiness(q, lim, caller_mode());
+  }
+  if (!lim.stop.stop_requested()) {
+    if (IoOp* op = submit_uring(q, &epoll_path)) return wait_uring(op, q, lim);
   }
   if (lim.stop.stop_requested()) return from_rc(-ECANCELED);
-  return run_readiness(q, lim, epoll_path);
-wait:
-  return wait_uring(op, lim);
+  return run_readiness(q, lim, epoll_path ? WaitMode::epoll : WaitMode::thread);
 }
 
 Req make(Kind k, int fd) {

@@ -39,6 +39,12 @@ namespace {
 // early (io_get_sqe), so this only bounds a batch. The CQ is twice as large, and the kernel
 // keeps overflowed completions (IORING_FEAT_NODROP) until io_poll flushes them.
 constexpr unsigned kRingEntries = 1024;
+// Recovery grace: requests of a thread that lost the core are recovered (cancelled and
+// resubmitted by their waiters) once the new holder has held the core this long. Blocks
+// shorter than this (most page faults) cost no recovery work; longer ones delay the requests
+// in flight by about this much instead of by the whole block (tests/io/io_takeover_test.cpp).
+constexpr std::int64_t kRecoverGraceNs = 1'000'000;
+constexpr std::uint32_t kOpCacheMax = 1024;  // per-core op cache before spilling to the pool
 
 int uring_init(io_uring* ring, unsigned entries) {
   io_uring_params p{};
@@ -49,16 +55,45 @@ int uring_init(io_uring* ring, unsigned entries) {
   return io_uring_queue_init_params(entries, ring, &p);
 }
 
-void dispatch(io_uring_cqe* cqe) noexcept {
-  if (cqe->user_data == kWakeUserData) return;
+void unlink(Reactor* r, IoOp* op) noexcept {
+  if (op->prev) op->prev->next = op->next;
+  else r->inflight_head = op->next;
+  if (op->next) op->next->prev = op->prev;
+  op->prev = op->next = nullptr;
+  --r->inflight;
+}
+
+// Holder of r's core. True when a waiter was woken.
+bool dispatch(Reactor* r, io_uring_cqe* cqe) noexcept {
+  if (cqe->user_data == kWakeUserData) return false;
   auto* op = reinterpret_cast<IoOp*>(static_cast<std::uintptr_t>(cqe->user_data));
-  // Read the waker first: once `done` is stored the waiter may return and reuse its frame.
+  unlink(r, op);
+  // Read the waker first: once kDone is visible the waiter may recycle the record.
   const Waker w = op->waker;
   op->res = cqe->res;
-  // release: pairs with the waiter's acquire load of `done`; res (and any buffer the kernel
-  // filled before posting the CQE) is visible to it.
-  op->done.store(1, std::memory_order_release);
+  // acq_rel: release publishes res (and the buffer the kernel filled before posting the CQE)
+  // to the waiter's acquire load; acquire pairs with an abandoning waiter's CAS.
+  if (op->state.exchange(IoOp::kDone, std::memory_order_acq_rel) == IoOp::kAbandoned) {
+    io_op_free(r->core, op);  // its waiter left after a recovery: nobody else knows it
+    return false;
+  }
   unpark_waker(w);
+  return true;
+}
+
+// Holder: asks the waiters of requests prepared by earlier holders of this core to cancel and
+// resubmit them (section 13, "Recovery").
+void recover(Reactor* r, Activation* self) noexcept {
+  std::uint64_t n = 0;
+  for (IoOp* op = r->inflight_head; op; op = op->next) {
+    if (op->submitter == self || op->recover.load(std::memory_order_relaxed) ||
+        op->state.load(std::memory_order_relaxed) != IoOp::kWaiting)
+      continue;
+    op->recover.store(true, std::memory_order_relaxed);  // the unpark's release publishes it
+    unpark_waker(op->waker);
+    ++n;
+  }
+  if (n) r->recovered.store(r->recovered.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -141,6 +176,7 @@ void io_runtime_stop(RuntimeImpl* rt) noexcept {
     c->reactor = nullptr;
   }
   if (io->waker_ok) io_uring_queue_exit(&io->waker_ring);
+  for (IoOp* op : io->all_ops) delete op;
   delete io;
   rt->io = nullptr;
 }
@@ -149,6 +185,17 @@ bool io_poll(Core* c) noexcept {
   Reactor* r = c->reactor;
   if (r->kind == IoBackend::epoll) return epoll_poll(c, 0);
   io_uring* ring = &r->ring;
+  Activation* self = current_activation();
+  if (__builtin_expect(r->last_holder != self, 0)) {
+    // The core changed hands (takeover or blocking handoff): requests the previous holder
+    // submitted complete through its task work, which waits while it is blocked.
+    if (r->last_holder && r->inflight) r->recover_at = now_ns() + kRecoverGraceNs;
+    r->last_holder = self;
+  }
+  if (__builtin_expect(r->recover_at != 0, 0) && now_ns() >= r->recover_at) {
+    r->recover_at = 0;
+    recover(r, self);
+  }
   if (io_uring_sq_ready(ring) != 0) {
     const int n = io_uring_submit(ring);
     if (n > 0) r->submitted.store(r->submitted.load(std::memory_order_relaxed) + n,
@@ -161,11 +208,7 @@ bool io_poll(Core* c) noexcept {
   io_uring_cqe* cqe;
   io_uring_for_each_cqe(ring, head, cqe) {
     ++n;
-    if (cqe->user_data != kWakeUserData) {
-      woke = true;
-      --r->inflight;
-    }
-    dispatch(cqe);
+    woke |= dispatch(r, cqe);
   }
   if (n) {
     io_uring_cq_advance(ring, n);
@@ -178,7 +221,8 @@ bool io_ready(Core* c) noexcept {
   Reactor* r = c->reactor;
   if (r->kind == IoBackend::epoll) return epoll_poll(c, 0);
   return io_uring_cq_ready(&r->ring) != 0 || io_uring_sq_ready(&r->ring) != 0 ||
-         io_uring_cq_has_overflow(&r->ring);
+         io_uring_cq_has_overflow(&r->ring) || r->last_holder != current_activation() ||
+         (r->recover_at != 0 && now_ns() >= r->recover_at);
 }
 
 void io_park(Core* c, std::int64_t timeout_ns) noexcept {
@@ -191,6 +235,10 @@ void io_park(Core* c, std::int64_t timeout_ns) noexcept {
     epoll_poll(c, timeout_ns);
   } else {
     __kernel_timespec ts{};
+    if (r->recover_at != 0) {  // wake up for a pending recovery
+      const std::int64_t left = r->recover_at - now_ns();
+      if (timeout_ns < 0 || left < timeout_ns) timeout_ns = left > 0 ? left : 0;
+    }
     if (timeout_ns >= 0) {
       ts.tv_sec = timeout_ns / 1'000'000'000;
       ts.tv_nsec = timeout_ns % 1'000'000'000;
@@ -229,15 +277,61 @@ void io_wake(Core* target) noexcept {
                                  "wake late");
 }
 
-io_uring_sqe* io_get_sqe(Core* c) noexcept {
-  io_uring* ring = &c->reactor->ring;
+io_uring_sqe* io_get_sqe(Core* c, IoOp** out) noexcept {
+  Reactor* r = c->reactor;
+  io_uring* ring = &r->ring;
   io_uring_sqe* sqe = io_uring_get_sqe(ring);
   if (!sqe) {
     io_uring_submit(ring);
     sqe = io_uring_get_sqe(ring);
+    if (!sqe) return nullptr;
   }
-  if (sqe) ++c->reactor->inflight;
+  IoOp* op = r->free_ops;
+  if (op) {
+    r->free_ops = op->free_next;
+    --r->free_count;
+  } else {
+    IoRuntime* io = c->rt->io;
+    std::lock_guard<std::mutex> lock(io->pool_mu);
+    if ((op = io->pool)) {
+      io->pool = op->free_next;
+    } else {
+      op = new (std::nothrow) IoOp;
+      if (op) io->all_ops.push_back(op);
+    }
+  }
+  if (!op) {
+    // Out of memory: leave the SQE as a no-op rather than half-prepared.
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, kWakeUserData);
+    return nullptr;
+  }
+  op->state.store(IoOp::kWaiting, std::memory_order_relaxed);
+  op->recover.store(false, std::memory_order_relaxed);
+  op->res = 0;
+  op->ring = r;
+  op->submitter = current_activation();
+  op->prev = nullptr;
+  op->next = r->inflight_head;
+  if (op->next) op->next->prev = op;
+  r->inflight_head = op;
+  ++r->inflight;
+  *out = op;
   return sqe;
+}
+
+void io_op_free(Core* here, IoOp* op) noexcept {
+  Reactor* r = here ? here->reactor : nullptr;
+  if (r && r->kind == IoBackend::uring && r->free_count < kOpCacheMax) {
+    op->free_next = r->free_ops;
+    r->free_ops = op;
+    ++r->free_count;
+    return;
+  }
+  IoRuntime* io = op->ring->core->rt->io;
+  std::lock_guard<std::mutex> lock(io->pool_mu);
+  op->free_next = io->pool;
+  io->pool = op;
 }
 
 int io_cancel(IoOp* op, std::int64_t timeout_ns) noexcept {

@@ -37,15 +37,29 @@ enum class IoBackend : std::uint8_t {
   epoll,  // readiness per core (epoll) + non-blocking syscalls
 };
 
-// One in-flight request. Lives on the waiting context's stack until `done` was seen.
+struct Activation;
+
+// One in-flight io_uring request. Pooled and type-stable (never freed while the runtime lives):
+// a waiter may abandon a request whose completion is stuck behind a blocked thread (section 13,
+// "Recovery"), and the reaper then recycles the record when that completion finally arrives.
 struct IoOp {
-  // 0 while in flight; 1 once `res` holds the completion. Written by the reaper (release),
-  // read by the waiter (acquire). The reaper reads `waker` *before* it stores `done`: after
-  // the store the waiter may return and reuse this memory.
-  std::atomic<std::uint32_t> done{0};
+  static constexpr std::uint32_t kWaiting = 0, kDone = 1, kAbandoned = 2;
+  // kWaiting -> kDone by the reaper (exchange, acq_rel: release publishes res and the buffer to
+  // the waiter's acquire load; if it finds kAbandoned it recycles the record instead), or
+  // kWaiting -> kAbandoned by the waiter (CAS). The reaper reads `waker` before its exchange:
+  // once kDone is visible the waiter may recycle the record.
+  std::atomic<std::uint32_t> state{kWaiting};
   std::int32_t res = 0;
   Waker waker = 0;
-  Reactor* ring = nullptr;  // where it was submitted (cancellation goes there)
+  Reactor* ring = nullptr;  // where it was submitted (cancellation goes there); fixed per use
+  // Set by a new holder after a takeover: the request was submitted by the thread that lost
+  // the core; the waiter should cancel and resubmit it. Relaxed: the unpark that follows orders it.
+  std::atomic<bool> recover{false};
+  // --- Holder-only of `ring`'s core: the in-flight list and who prepared it.
+  Activation* submitter = nullptr;
+  IoOp* prev = nullptr;
+  IoOp* next = nullptr;
+  IoOp* free_next = nullptr;  // pool link (owner of the free list)
 };
 
 // Value of user_data that marks a wake-up message (MSG_RING) rather than an IoOp.
@@ -69,6 +83,14 @@ struct Reactor {
   io_uring ring{};
   int ring_fd = -1;
   std::uint64_t inflight = 0;  // submitted or prepared, completion not reaped (holder-only)
+  IoOp* inflight_head = nullptr;  // in-flight list (holder-only)
+  IoOp* free_ops = nullptr;       // per-core op cache (holder-only)
+  std::uint32_t free_count = 0;
+  // Recovery after a holder change (holder-only): the last holder seen by io_poll, the thread
+  // whose requests are to be recovered, and when.
+  Activation* last_holder = nullptr;
+  Activation* recover_from = nullptr;
+  std::int64_t recover_at = 0;
   // --- epoll. epfd and evfd are fixed after start; waits register themselves (any thread).
   int epfd = -1;
   int evfd = -1;
@@ -76,7 +98,7 @@ struct Reactor {
   std::deque<EpollSlot> slots;         // stable addresses; index = event data >> 32
   std::vector<std::uint32_t> free_slots;
   // Counters (holder writes relaxed, anyone reads).
-  std::atomic<std::uint64_t> submitted{0}, completed{0}, parks{0}, wakes{0};
+  std::atomic<std::uint64_t> submitted{0}, completed{0}, parks{0}, wakes{0}, recovered{0};
 };
 
 // Per-runtime I/O state: the backend and, for uring, a small ring that sends MSG_RING wake-ups
@@ -86,6 +108,9 @@ struct IoRuntime {
   std::mutex waker_mu;   // guards waker_ring (submission from any thread)
   io_uring waker_ring{};
   bool waker_ok = false;
+  std::mutex pool_mu;               // guards pool and all_ops
+  IoOp* pool = nullptr;             // ops spilled from core caches or freed off-core
+  std::vector<IoOp*> all_ops;       // every op ever made, deleted at stop
 };
 
 // Start-up / shutdown hooks (runtime_impl.cpp). io_runtime_start picks the backend from
@@ -108,8 +133,11 @@ void io_park(Core* c, std::int64_t timeout_ns) noexcept;
 // park_word; a message posted before the target sleeps makes its wait return at once.
 void io_wake(Core* target) noexcept;
 
-// Holder-only: a free submission entry on c's ring (submits the queue first when it is full).
-io_uring_sqe* io_get_sqe(Core* c) noexcept;
+// Holder-only: a free submission entry on c's ring (submits the queue first when it is full)
+// and a fresh op record for it, linked into c's in-flight list; nullptr when the ring is full.
+io_uring_sqe* io_get_sqe(Core* c, IoOp** op) noexcept;
+// Returns an op record to the pool. `here`: the caller's held core or nullptr.
+void io_op_free(Core* here, IoOp* op) noexcept;
 // Any thread: asks the kernel to cancel `op` on its ring, waiting at most `timeout_ns`. 0 or a
 // negative errno (-ENOENT: not found, e.g. not submitted yet or already completed).
 int io_cancel(IoOp* op, std::int64_t timeout_ns) noexcept;
