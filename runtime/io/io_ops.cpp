@@ -4,7 +4,10 @@
 //    (inside a region, holder-only), parks until the holder reaps its completion, and on a
 //    deadline or stop asks the kernel to cancel it (IORING_REGISTER_SYNC_CANCEL, callable from
 //    any thread) and still waits for the completion: the kernel may write into the buffer
-//    until then. A request that completed anyway returns its result.
+//    until then. A request that completed anyway returns its result. After a takeover the new
+//    holder may ask the waiter to recover its request (runtime/DESIGN.md section 13): cancel,
+//    abandon the record, continue from the new holder. accept always takes the readiness
+//    path below, with a POLL_ADD on the ring as its wait (see run()).
 //  - epoll: a fiber on a core with the epoll reactor tries the non-blocking syscall and, on
 //    EAGAIN, waits for readiness (epoll_backend.cpp), then tries again.
 //  - thread: a plain thread or a fiber inside upcall::blocking: the syscall itself; with limits,

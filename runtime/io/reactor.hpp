@@ -1,8 +1,8 @@
 // runtime/io/reactor.hpp: the I/O reactor of a runtime (runtime/DESIGN.md section 13, "I/O").
 // It owns one io_uring per core (or, in the epoll backend, one epoll instance per core; see
 // epoll_backend.cpp), the hooks the scheduler loop calls (poll, ready, park, wake), and the
-// per-runtime state that picks the backend. It does not own the public calls (io_ops.cpp) nor
-// the fibers that wait: an IoOp lives on the waiting fiber's stack.
+// per-runtime state that picks the backend, and the pooled request records (IoOp). It does not
+// own the public calls (io_ops.cpp) nor the fibers that wait.
 //
 // Who touches what:
 //  - Reactor::ring's submission and completion queues (liburing's struct io_uring state):
@@ -10,8 +10,8 @@
 //    claim CAS and the hand-over's release store order them like every owner-only field).
 //  - Reactor::ring_fd: fixed after start; any thread may use it for IORING_REGISTER_SYNC_CANCEL
 //    (a cancel issued by the waiting fiber, wherever it runs) and as a MSG_RING target.
-//  - IoOp: written by the preparing fiber before submission; `res` then `done` (release) by the
-//    holder that reaps its completion; read by the waiter after `done` (acquire).
+//  - IoOp: written by the preparing fiber before submission; `res` then `state` (acq_rel) by the
+//    holder that reaps its completion; read by the waiter after it saw kDone (acquire).
 #pragma once
 
 #include <liburing.h>
