@@ -165,23 +165,31 @@ TEST_P(IoBasics, AcceptAndPollHonourDeadlines) {
 }
 
 // The cancelled recv's buffer lives in this frame; the function returns right after the call.
-__attribute__((noinline)) io::Result cancelled_recv(int fd, stop_token tok) {
+__attribute__((noinline)) io::Result cancelled_recv(int fd, stop_token tok, std::uintptr_t* where) {
   char buf[512];
   std::memset(buf, 0, sizeof buf);
+  *where = reinterpret_cast<std::uintptr_t>(buf);
   return io::recv(fd, buf, sizeof buf, 0, io::Limits(tok));
 }
 
 // Fills a frame at (about) the same depth with a pattern, lets the peer send, and checks that
 // nothing wrote into it. Under ASAN a write by the runtime into the dead frame would also be
 // reported; a write by the kernel would show as a changed pattern.
-__attribute__((noinline)) bool frame_untouched_while(int peer_fd) {
-  volatile unsigned char canary[512];
+// The canary covers the start of the dead buffer, where a late recv would put its bytes
+// (checked, so the test cannot pass vacuously).
+__attribute__((noinline)) ::testing::AssertionResult frame_untouched_while(int peer_fd,
+                                                                        std::uintptr_t dead) {
+  volatile unsigned char canary[8192];
+  const auto lo = reinterpret_cast<std::uintptr_t>(&canary[0]);
+  if (dead < lo || dead + 64 > lo + sizeof canary)
+    return ::testing::AssertionFailure() << "the canary [" << lo << ", +" << sizeof canary
+                                         << ") does not cover the dead buffer at " << dead;
   for (auto& c : canary) c = 0xAB;
-  if (::write(peer_fd, "late data", 9) != 9) return false;
+  if (::write(peer_fd, "late data", 9) != 9) return ::testing::AssertionFailure() << "write";
   this_task::sleep_for(30ms);  // the completion would land now if the request were alive
   for (auto& c : canary)
-    if (c != 0xAB) return false;
-  return true;
+    if (c != 0xAB) return ::testing::AssertionFailure() << "the dead frame was written to";
+  return ::testing::AssertionSuccess();
 }
 
 TEST_P(IoBasics, CancelledRecvReturnsAfterItsCompletionAndNeverWritesLater) {
@@ -193,12 +201,13 @@ TEST_P(IoBasics, CancelledRecvReturnsAfterItsCompletionAndNeverWritesLater) {
       src.request_stop();
     });
     const auto t0 = Clock::now();
-    io::Result r = cancelled_recv(p.b, src.get_token());
+    std::uintptr_t dead = 0;
+    io::Result r = cancelled_recv(p.b, src.get_token(), &dead);
     EXPECT_EQ(r.error, std::errc::operation_canceled);
     EXPECT_EQ(r.value, 0u);
     EXPECT_GE(Clock::now() - t0, 15ms);
     stopper.join();
-    EXPECT_TRUE(frame_untouched_while(p.a));
+    EXPECT_TRUE(frame_untouched_while(p.a, dead));
     // The cancelled request consumed nothing: the late data is still there.
     char buf[16] = {};
     io::Result again = io::recv(p.b, buf, sizeof buf, 0, io::Limits::within(5s));
