@@ -3,13 +3,19 @@
 // writes into its buffer after it returned), files, error paths (EMFILE keeps serving, reset
 // and half-closed peers, partial writes), plain-thread callers, idle cores woken by I/O.
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -540,6 +546,50 @@ TEST_P(IoBasics, UdpRoundTripAndResolve) {
 }
 
 UPCALL_INSTANTIATE_IO(IoBasics);
+
+}  // namespace
+}  // namespace upcall::test
+
+namespace upcall::test {
+namespace {
+
+// io_uring_setup fails with EPERM from here on in this process (a seccomp filter), as under
+// kernel.io_uring_disabled=2 or a container's seccomp profile.
+void forbid_io_uring() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+      prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+    std::_Exit(3);
+}
+
+TEST(IoFallback, WithoutIoUringTheEpollBackendIsAnnouncedAndWorks) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        forbid_io_uring();
+        Options o;
+        o.cores = 1;
+        Runtime rt(o);
+        Pair p;
+        const bool ok = rt.block_on([&] {
+          if (::write(p.a, "x", 1) != 1) return false;
+          char b;
+          const io::Result r = io::recv(p.b, &b, 1, 0, io::Limits::within(5s));
+          return io::backend() == "epoll" && r.value == 1 && b == 'x';
+        });
+        std::fprintf(stderr, "effective io=%s\n", rt.config().io.c_str());
+        std::_Exit(ok && rt.config().io == "epoll" ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0),
+      "io=uring unavailable: io_uring_setup: Operation not permitted.*using the epoll "
+      "readiness backend(.|\n)*effective io=epoll");
+}
 
 }  // namespace
 }  // namespace upcall::test
