@@ -286,6 +286,7 @@ Result wait_uring(IoOp* op, const Req& q, const Limits& lim) {
   }
   int why = 0;  // ETIMEDOUT or ECANCELED once we gave up
   bool cancel_sent = false;
+  bool cancel_confirmed = false;  // the kernel answered 0: the request will not run any more
   // acquire: pairs with the reaper's acq_rel exchange (res and the buffer).
   while (op->state.load(std::memory_order_acquire) != IoOp::kDone) {
     if (op->recover.exchange(false, std::memory_order_relaxed)) {
@@ -293,9 +294,19 @@ Result wait_uring(IoOp* op, const Req& q, const Limits& lim) {
       // kernel confirms (0) means the request will never run (a poll-armed socket request is
       // only marked: its completion still waits, but it will not touch the buffer), so it can
       // be left behind and issued again from the thread that holds a core now.
-      if (rt::io_cancel(op, kCancelWaitNs) == 0) {
+      if (cancel_confirmed || rt::io_cancel(op, kCancelWaitNs) == 0) {
         std::uint32_t w = IoOp::kWaiting;
-        if (op->state.compare_exchange_strong(w, IoOp::kAbandoned, std::memory_order_acq_rel)) {
+        // acq_rel; on failure acquire, which pairs with the reaper's exchange (res).
+        const bool abandoned =
+            op->state.compare_exchange_strong(w, IoOp::kAbandoned, std::memory_order_acq_rel);
+        if (!abandoned && op->res != -ECANCELED) break;  // it completed on its own: use it
+        if (!abandoned) {
+          // Our cancel completed it before we could abandon it (its thread was not blocked
+          // after all): the request did not run, and the record is ours again.
+          rt::Region region;
+          rt::io_op_free(region.core(), op);
+        }
+        {
           if (why) return from_rc(-why);
           // A socket request continues as readiness (a non-exclusive POLL_ADD from this
           // thread) plus the non-blocking syscall: the abandoned request may still hold an
@@ -305,12 +316,11 @@ Result wait_uring(IoOp* op, const Req& q, const Limits& lim) {
           bool epoll_path = false;
           if (IoOp* fresh = submit_uring(q, &epoll_path)) {
             op = fresh;
-            cancel_sent = false;
+            cancel_sent = cancel_confirmed = false;
             continue;
           }
           return run_readiness(q, lim, epoll_path ? WaitMode::epoll : WaitMode::thread);
         }
-        break;  // it completed meanwhile: use its result
       }
       // Running in the kernel's worker (-EALREADY) or already complete: wait for it.
     }
@@ -321,6 +331,7 @@ Result wait_uring(IoOp* op, const Req& q, const Limits& lim) {
         const int rc = rt::io_cancel(op, kCancelWaitNs);
         if (rc == 0 || rc == -EALREADY) {
           cancel_sent = true;  // its completion (cancelled or not) follows
+          cancel_confirmed = rc == 0;
           continue;
         }
         // -ENOENT: not submitted yet, or completed and not yet reaped; -ETIME: the kernel

@@ -17,7 +17,9 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -73,6 +75,13 @@ TEST_P(IoBasics, EchoThousandConnectionsRandomSizes) {
   const net::SocketAddress at = listener.local_address();
   std::atomic<long> bytes_checked{0};
   std::atomic<int> bad{0};
+  std::mutex why_mu;
+  std::string why;  // the first failure, guarded by why_mu
+  auto fail = [&](std::string what) {
+    ++bad;
+    std::lock_guard<std::mutex> lock(why_mu);
+    if (why.empty()) why = std::move(what);
+  };
   rt().block_on([&] {
     WaitGroup served;
     served.add(kConns);
@@ -81,7 +90,7 @@ TEST_P(IoBasics, EchoThousandConnectionsRandomSizes) {
         std::error_code ec;
         net::TcpStream s = listener.accept(ec);
         if (ec) {
-          ++bad;
+          fail("accept: " + ec.message());
           served.done();
           continue;
         }
@@ -105,7 +114,7 @@ TEST_P(IoBasics, EchoThousandConnectionsRandomSizes) {
         std::error_code ec;
         net::TcpStream s = net::TcpStream::connect(at, ec);
         if (ec) {
-          ++bad;
+          fail("connect: " + ec.message());
           return;
         }
         for (int round = 0; round < 3; ++round) {
@@ -116,26 +125,28 @@ TEST_P(IoBasics, EchoThousandConnectionsRandomSizes) {
           auto writer = spawn([&] {
             std::error_code we;
             s.write_all(out.data(), n, we);
-            if (we) ++bad;
+            if (we) fail("client write: " + we.message());
           });
           const std::size_t got = s.read_exact(in.data(), n, ec);
           writer.join();
           if (ec || got != n || in != out) {
-            ++bad;
+            fail("client " + std::to_string(c) + " round " + std::to_string(round) + ": got " +
+                 std::to_string(got) + " of " + std::to_string(n) + " (" + ec.message() + ")" +
+                 (in != out && got == n ? " bytes differ" : ""));
             return;
           }
           bytes_checked += static_cast<long>(n);
         }
         s.shutdown();
         char tail;
-        if (s.read_some(&tail, 1, ec) != 0 || ec) ++bad;  // the server closes after EOF
+        if (s.read_some(&tail, 1, ec) != 0 || ec) fail("tail: " + ec.message());  // server closes after EOF
       }));
     }
     for (auto& h : clients) h.join();
     served.wait();
     acceptor.join();
   });
-  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(bad.load(), 0) << "first failure: " << why;
   EXPECT_GT(bytes_checked.load(), kConns * 3L);
 }
 
