@@ -253,26 +253,6 @@ EffectiveConfig resolve_config(const Options& o) {
   } else {
     bad(idle_what + "=" + idle, "expected park, poll or spin:<us>");
   }
-  // Backends that later layers provide: validate now, announce the degraded mode once.
-  auto backend = [&](const std::optional<std::string>& opt, const char* var,
-                     std::initializer_list<const char*> allowed_values, const char* effective,
-                     const char* why) {
-    std::optional<std::string> v = opt;
-    if (!v && env(var)) v = env(var);
-    if (!v) return std::string(effective);
-    bool ok = false;
-    std::string list;
-    for (const char* a : allowed_values) {
-      ok |= (*v == a);
-      list += list.empty() ? a : std::string("|") + a;
-    }
-    if (!ok) bad(std::string(var) + "=" + *v, "expected " + list);
-    if (*v != effective)
-      rt::announce_once(std::string(var) + *v, std::string("upcall: ") + var + "=" + *v +
-                                                   " is not available in this build (" + why +
-                                                   "); running with " + effective);
-    return std::string(effective);
-  };
   // Activations: the requested backend; the runtime falls back (bpf -> fallback) with a
   // one-line announcement when this machine does not allow it, and reports the effective one.
   {
@@ -282,8 +262,14 @@ EffectiveConfig resolve_config(const Options& o) {
     if (c.activations != "bpf" && c.activations != "fallback" && c.activations != "off")
       bad("UPCALL_ACTIVATIONS=" + c.activations, "expected bpf|fallback|off");
   }
-  c.io = backend(o.io, "UPCALL_IO", {"uring", "epoll"}, "none",
-                 "the I/O reactor is not built yet");
+  // I/O: the requested backend; the runtime falls back (uring -> epoll) with a one-line
+  // announcement when io_uring is not allowed here, and reports the effective one.
+  {
+    std::optional<std::string> v = o.io;
+    if (!v && env("UPCALL_IO")) v = env("UPCALL_IO");
+    c.io = v ? *v : "uring";
+    if (c.io != "uring" && c.io != "epoll") bad("UPCALL_IO=" + c.io, "expected uring|epoll");
+  }
   c.policy = "fifo";
   return c;
 }

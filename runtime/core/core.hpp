@@ -20,6 +20,7 @@ namespace upcall::rt {
 
 class RuntimeImpl;
 struct Activation;
+struct Reactor;  // runtime/io/reactor.hpp
 
 // Per-core counters. Written by the holder only (load + store, no RMW), read by anyone.
 struct CoreCounters {
@@ -64,6 +65,8 @@ struct alignas(64) Core {
   std::uint64_t rng = 0;          // xorshift state for victim selection
   bool spinning = false;          // this core holds one of RuntimeImpl::n_spinning's tokens
   bool fast_policy = true;        // no custom Policy: the built-in queues (fixed at start)
+  // The core's I/O reactor (runtime/io), set at start; its rings are holder-only.
+  Reactor* reactor = nullptr;
 
   // --- LIFO slot: the most recently woken fiber runs next (message-passing locality). The
   // holder stores into it; the holder and thieves take from it with exchange (acq_rel), which

@@ -21,6 +21,7 @@
 #include "runtime/activations/activations.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/signals.hpp"
+#include "runtime/io/reactor.hpp"
 #include "upcall/runtime.hpp"
 
 namespace upcall::rt {
@@ -62,6 +63,7 @@ RuntimeImpl::RuntimeImpl(const Options& opts) {
   }
   select_activation_backend();
   choose_kernel_events(opts.kernel_events);
+  io_runtime_start(this);  // per-core reactors before any thread runs a core
   try {
     for (auto& c : cores) {
       Activation* a = new_activation(c.get());
@@ -174,6 +176,7 @@ void RuntimeImpl::shutdown() {
   }
   for (auto& t : to_join) t.join();
   thread_count.store(0, std::memory_order_relaxed);
+  io_runtime_stop(this);  // no thread touches a ring any more
 }
 
 }  // namespace upcall::rt

@@ -24,6 +24,8 @@
 
 namespace upcall::rt {
 
+struct IoRuntime;  // runtime/io/reactor.hpp
+
 // Tuning constants (bench/RESULTS.md names the benchmark that chose each).
 inline constexpr std::uint32_t kFairnessTick = 61;  // as Go: poll globals every 61st decision
 inline constexpr std::uint32_t kLifoStreakMax = 3;  // as Tokio: then the FIFO gets a turn
@@ -170,6 +172,7 @@ class RuntimeImpl final : public KernelEventSink {
   void choose_kernel_events(bool requested);
   // The sink a new activation registers with the backend (nullptr: no stream wanted).
   KernelEventSink* kernel_event_sink() noexcept { return kevents_on ? this : nullptr; }
+  IoRuntime* io = nullptr;  // the I/O backend (runtime/io), set at start, freed at shutdown
 
   std::atomic<bool> stopping{false};  // no new spawns from outside
   std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)

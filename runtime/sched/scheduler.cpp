@@ -29,6 +29,7 @@
 #include "runtime/activations/activations.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
+#include "runtime/io/reactor.hpp"
 #include "runtime/sync/parker.hpp"
 
 namespace upcall::rt {
@@ -104,13 +105,17 @@ void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo) {
 
 Fiber* RuntimeImpl::next_local_slow(Core* c) {
   if (policy) {
-    // Timers get their turn even while the policy always has a task.
-    if ((++c->tick % kFairnessTick) == 0 && !c->timers.empty()) expire_timers(c, now_ns());
+    // Timers and I/O get their turn even while the policy always has a task.
+    if ((++c->tick % kFairnessTick) == 0) {
+      if (c->reactor) io_poll(c);
+      if (!c->timers.empty()) expire_timers(c, now_ns());
+    }
     TaskRef t = policy->pick_next(c->index);
     if (t) policy_pending.fetch_sub(1, std::memory_order_relaxed);
     return static_cast<Fiber*>(t.raw());
   }
-  // Every kFairnessTick-th decision: timers and the injection queue get a turn.
+  // Every kFairnessTick-th decision: I/O, timers and the injection queue get a turn.
+  if (c->reactor) io_poll(c);  // batched submission and completions (runtime/io)
   if (!c->timers.empty()) expire_timers(c, now_ns());
   if (Fiber* f = take_injected(this, c)) {
     // Fairness: the injected fiber goes behind the local ones it displaced in time.
@@ -129,6 +134,7 @@ void RuntimeImpl::expire_timers(Core* c, std::int64_t now) {
 }
 
 Fiber* RuntimeImpl::find_work(Core* c) {
+  if (c->reactor) io_poll(c);  // submit what fibers prepared, dispatch completions
   if (Fiber* f = next_local(c)) return f;
   if (!c->timers.empty() && c->timers.next_deadline() <= now_ns()) {
     expire_timers(c, now_ns());
@@ -189,7 +195,10 @@ void RuntimeImpl::wake_idle_core(bool remote) {
   if (Core* here = current_core()) bump(here->counters.wakeups_sent);
   // release: pairs with the woken core's acquire load of park_word (P4).
   target->park_word.store(0, std::memory_order_release);
-  futex_wake(&target->park_word, 1);
+  if (target->reactor)
+    io_wake(target);  // it sleeps in its ring (runtime/io/reactor.cpp, steps 1-4)
+  else
+    futex_wake(&target->park_word, 1);
 }
 
 void RuntimeImpl::wake_all_cores() {
@@ -197,6 +206,7 @@ void RuntimeImpl::wake_all_cores() {
   for (auto& c : cores) {
     c->park_word.store(0, std::memory_order_release);
     futex_wake(&c->park_word, 1);
+    if (c->reactor) io_wake(c.get());
   }
 }
 
@@ -242,6 +252,7 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
         inject.size_relaxed() != 0 ||
         (policy && policy_pending.load(std::memory_order_relaxed) > 0) ||
         (iter % 8 == 0 && work_visible(this, c)) ||
+        (c->reactor && iter % 8 == 0 && io_ready(c)) ||
         (!c->timers.empty() && c->timers.next_deadline() <= now_ns())) {
       stop_spinning(c);
       return true;
@@ -262,7 +273,8 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
   c->spinning = false;
   n_spinning.fetch_sub(1, std::memory_order_seq_cst);
   // P3.
-  bool leave = work_visible(this, c) || stopped.load(std::memory_order_acquire);
+  bool leave = work_visible(this, c) || (c->reactor && io_ready(c)) ||
+               stopped.load(std::memory_order_acquire);
   bump(c->counters.parks);
   for (;;) {
     if (leave) {
@@ -303,9 +315,14 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
     }
     // An intentional wait: marked first, so the standby sleeps instead of taking it for a
     // block (it is inside the loop's region anyway, so it would only be refused).
-    holder_parking(a);
-    futex_wait(&c->park_word, 1, timeout);
-    holder_unparked(a);
+    if (c->reactor) {
+      // Sleep in the ring (or epoll) instead: completions wake it too. Marked inside.
+      if (c->park_word.load(std::memory_order_acquire) == 1) io_park(c, timeout);
+    } else {
+      holder_parking(a);
+      futex_wait(&c->park_word, 1, timeout);
+      holder_unparked(a);
+    }
     if (c->park_word.load(std::memory_order_acquire) == 0) {
       c->spinning = true;  // the waker's token (or shutdown's wake, checked by the caller)
       if (stopped.load(std::memory_order_acquire)) {
@@ -327,6 +344,9 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
     }
     // Timeout or spurious return: leave when a timer is due, else sleep again.
     if (!c->timers.empty() && c->timers.next_deadline() <= now_ns()) leave = true;
+    // I/O completed on this core (the epoll backend dispatches while it waits).
+    if (c->reactor && (io_ready(c) || !c->rq.empty_hint() || c->lifo.load(std::memory_order_relaxed)))
+      leave = true;
     if (stopped.load(std::memory_order_acquire)) leave = true;
   }
 }

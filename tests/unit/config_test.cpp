@@ -121,7 +121,7 @@ TEST(Config, DefaultsComeFromAffinityMask) {
   // resolve_config reports the requested backend (bpf by default); the Runtime then runs
   // bpf, or falls back to fallback with a one-line reason (tests/activations).
   EXPECT_EQ(c.activations, "bpf");
-  EXPECT_EQ(c.io, "none");
+  EXPECT_EQ(c.io, "uring");  // requested; the runtime reports the effective backend
   EXPECT_EQ(c.policy, "fifo");
 }
 
