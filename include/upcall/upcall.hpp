@@ -22,6 +22,7 @@
 #include "upcall/std.hpp"
 #include "upcall/stop_token.hpp"
 #include "upcall/task.hpp"
+#include "upcall/task_api.hpp"
 #include "upcall/this_task.hpp"
 #include "upcall/thread.hpp"
 #include "upcall/wait_group.hpp"

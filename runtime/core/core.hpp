@@ -64,6 +64,9 @@ struct alignas(64) Core {
   std::uint64_t rng = 0;          // xorshift state for victim selection
   bool spinning = false;          // this core holds one of RuntimeImpl::n_spinning's tokens
   bool fast_policy = true;        // no custom Policy: the built-in queues (fixed at start)
+  // Task run-time accounting on (los::set_run_time_accounting). Written by any thread
+  // (relaxed), read by the holder at every switch; a stale value only delays the change.
+  std::atomic<bool> account_run_time{false};
 
   // --- LIFO slot: the most recently woken fiber runs next (message-passing locality). The
   // holder stores into it; the holder and thieves take from it with exchange (acq_rel), which

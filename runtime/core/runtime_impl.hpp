@@ -16,6 +16,7 @@
 #include "runtime/stats/block_log.hpp"
 #include "runtime/stats/histogram.hpp"
 #include "runtime/core/core.hpp"
+#include "runtime/core/slot_table.hpp"
 #include "runtime/sched/inject_queue.hpp"
 #include "upcall/options.hpp"
 #include "upcall/policy.hpp"
@@ -133,6 +134,8 @@ class RuntimeImpl {
   // Global fiber free list (fibers spilled from core caches or freed off-core).
   std::mutex free_mu;
   std::vector<Fiber*> free_fibers;  // guarded by free_mu
+  // Every fiber slot ever built (task ids, task monitor); grown under free_mu.
+  SlotTable slot_table;
 
   // Threads.
   std::mutex threads_mu;
