@@ -182,6 +182,11 @@ inline void yield_current() {
     return;
   }
   if (__builtin_expect(self->los_lock != 0, 0)) return;  // task scheduler lock: no switch
+  // Priorities (the caller's, or queued on this core): keep running when nothing of at least
+  // the caller's priority is ready here. One load of a hot field on the default path.
+  if (__builtin_expect((load_relaxed(self->priority) != 0) | !c->fast_policy, 0) &&
+      !c->rt->yield_should_switch(c, self))
+    return;
   Fiber* next = c->rt->next_local(c);
   if (!next) return;  // nothing else ready here: keep running
   switch_context(a, self, next, PostAction::requeue);

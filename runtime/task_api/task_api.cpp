@@ -386,17 +386,20 @@ std::error_code task_name_get(Runtime& r, TaskId id, std::string& name) {
 }
 
 namespace {
-// What core c would run next: its LIFO slot, then the head of its queue. A hint.
+// What core c would run next (next_local_prio's order): a fiber above the default priority,
+// its LIFO slot, the head of its ring, then the rest of its priority queue. A hint.
 TaskId next_on(rt::Core* c) {
+  if (c->prio.top_priority() > 0) return rt::id_of_queued(c->prio.peek());
   if (Fiber* f = c->lifo.load(std::memory_order_acquire)) return rt::id_of_queued(f);
-  return rt::id_of_queued(c->rq.peek_hint());
+  if (Fiber* f = c->rq.peek_hint()) return rt::id_of_queued(f);
+  return rt::id_of_queued(c->prio.peek());
 }
 }  // namespace
 
 TaskId next_task_id() noexcept {
   Region region;
   rt::Core* c = region.core();
-  if (!c || !rt::current_fiber() || !c->fast_policy) return TaskId{};
+  if (!c || !rt::current_fiber() || c->rt->policy) return TaskId{};
   return next_on(c);
 }
 
