@@ -298,7 +298,8 @@ int core() {
 // ---------------------------------------------------------------------------------- TaskRef
 
 std::uint64_t TaskRef::id() const { return static_cast<Fiber*>(p_)->id; }
-int TaskRef::priority() const { return static_cast<Fiber*>(p_)->priority; }
+// Relaxed atomic: los::task_pri_set may change it from another thread.
+int TaskRef::priority() const { return rt::load_relaxed(static_cast<Fiber*>(p_)->priority); }
 const char* TaskRef::name() const { return static_cast<Fiber*>(p_)->name; }
 TaskRef& TaskRef::link() {
   static_assert(sizeof(TaskRef) == sizeof(void*));

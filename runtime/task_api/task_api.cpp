@@ -56,6 +56,12 @@ const std::error_category& category() noexcept {
   return c;
 }
 
+// The public wait reasons mirror the runtime's (fiber.hpp) one to one.
+static_assert(static_cast<int>(WaitReason::join) == static_cast<int>(rt::WaitReason::Join) &&
+              static_cast<int>(WaitReason::sync) == static_cast<int>(rt::WaitReason::Sync) &&
+              static_cast<int>(WaitReason::suspend) == static_cast<int>(rt::WaitReason::Suspend) &&
+              static_cast<int>(WaitReason::delay) == static_cast<int>(rt::WaitReason::Delay));
+
 const char* to_string(WaitReason w) noexcept {
   switch (w) {
     case WaitReason::none: return "none";
