@@ -224,9 +224,11 @@ void fill_info(Fiber* f, los::TaskInfo& out) {
   std::memcpy(out.name, words, sizeof out.name);
   out.name[sizeof out.name - 1] = 0;
   out.priority = load_relaxed(f->priority);
-  const WaitReason w = load_relaxed(f->wait_reason);
-  out.status = los_status(load_relaxed(f->state), w,
-                          f->los_flags.load(std::memory_order_relaxed));
+  // A wait reason stays set while its wait loop runs between parks: it counts only while the
+  // task is actually waiting.
+  const FiberState st = load_relaxed(f->state);
+  const WaitReason w = st == FiberState::Waiting ? load_relaxed(f->wait_reason) : WaitReason::None;
+  out.status = los_status(st, w, f->los_flags.load(std::memory_order_relaxed));
   out.wait = static_cast<los::WaitReason>(w);
   out.core = f->last_core.load(std::memory_order_relaxed);
   out.run_ns = static_cast<std::uint64_t>(
