@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -79,39 +78,41 @@ TEST(TaskPrio, APriorityChangeAppliesAtTheNextEnqueue) {
   EXPECT_EQ(order, "b a ");
 }
 
-// Under load: many low-priority tasks and a few high-priority ones, all yielding. On one core
-// every high task finishes before any low one; on two, the high ones finish ahead on average
-// but not strictly: priorities are per core, and a core that stole a low task with nothing
-// else queued runs it to the end (its yields find nothing of its priority locally) while the
-// other core still has high ones queued (one ASAN run: mean rank 61.7 high vs 114.3 low).
+// Under load: many long-running tasks of the default priority keep both cores busy, then a
+// few high-priority tasks arrive. The high ones must finish long before the load: on one core
+// every high task before any low one; on two, at most a few low tasks (those a thief took in a
+// tiny batch and so ran nearly alone) finish while the high ones run. Priorities are per core
+// (DESIGN.md "Task API"), so the two-core bound is on counts, not on a strict order.
 class TaskPrioLoad : public RuntimeTest {};
 UPCALL_INSTANTIATE_CORES(TaskPrioLoad);
 
 TEST_P(TaskPrioLoad, HighPriorityTasksFinishFirstUnderLoad) {
-  constexpr int kLow = 200, kHigh = 20, kYields = 50;
+  constexpr int kLow = 100, kHigh = 20, kLowYields = 1000, kHighYields = 50;
   std::atomic<int> rank{0};
-  std::vector<int> low_rank(kLow), high_rank(kHigh);
+  std::vector<int> high_rank(kHigh);
+  int done_before_high = 0;
   rt().block_on([&] {
     std::vector<los::Task<void>> ts;
     for (int i = 0; i < kLow; ++i)
-      ts.push_back(los::create([&, i] {
-        for (int k = 0; k < kYields; ++k) (void)los::task_yield();
-        low_rank[i] = rank.fetch_add(1);
-      }, {"low", -1}));
+      ts.push_back(los::create([&] {
+        for (int k = 0; k < kLowYields; ++k) (void)los::task_yield();
+        rank.fetch_add(1);
+      }, {"low", 0}));
+    done_before_high = rank.load();
     for (int i = 0; i < kHigh; ++i)
       ts.push_back(los::create([&, i] {
-        for (int k = 0; k < kYields; ++k) (void)los::task_yield();
+        for (int k = 0; k < kHighYields; ++k) (void)los::task_yield();
         high_rank[i] = rank.fetch_add(1);
       }, {"high", 5}));
     for (auto& t : ts) t.handle.join();
   });
-  const double mean_low = std::accumulate(low_rank.begin(), low_rank.end(), 0.0) / kLow;
-  const double mean_high = std::accumulate(high_rank.begin(), high_rank.end(), 0.0) / kHigh;
+  const int last_high = *std::max_element(high_rank.begin(), high_rank.end());
   if (GetParam() == 1) {
-    EXPECT_EQ(*std::max_element(high_rank.begin(), high_rank.end()), kHigh - 1)
-        << "on one core every high-priority task finishes before any low one";
+    EXPECT_EQ(last_high, kHigh - 1) << "on one core every high task finishes before any low one";
+  } else {
+    EXPECT_LT(last_high, done_before_high + kHigh + kLow / 10)
+        << done_before_high << " low tasks had finished before the high ones were created";
   }
-  EXPECT_LT(mean_high, mean_low) << "high " << mean_high << " low " << mean_low;
 }
 
 }  // namespace
