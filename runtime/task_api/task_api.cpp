@@ -120,28 +120,31 @@ void checkpoint(Fiber* f) {
 }
 
 std::error_code do_delete(Runtime* r, los::TaskId id) {
-  Region region;
-  RuntimeImpl* impl = los_runtime(r);
-  Fiber* f = nullptr;
-  if (auto ec = los_pin(impl, id, &f)) return ec;
-  if (load_relaxed(f->state) == FiberState::Done) {
-    impl->drop_ref(f);
-    return los::errc::task_exited;
-  }
-  if (f == self_fiber()) {
+  {
+    Region region;
+    RuntimeImpl* impl = los_runtime(r);
+    Fiber* f = nullptr;
+    if (auto ec = los_pin(impl, id, &f)) return ec;
+    if (load_relaxed(f->state) == FiberState::Done) {
+      impl->drop_ref(f);
+      return los::errc::task_exited;
+    }
+    if (f != self_fiber()) {
+      // release: the target's acquire at its cancellation point sees the request.
+      f->los_flags.fetch_or(kLosCancel, std::memory_order_acq_rel);
+      // Wakes it if it waits: a suspended or delayed task unwinds at once, any other wait sees
+      // a spurious wake-up and waits on (the unpark leaves a permit if it runs or is ready).
+      unpark_fiber(f, false);
+      impl->drop_ref(f);
+      return {};
+    }
     impl->drop_ref(f);  // not the last reference: the caller runs
     if (f->los_lock) return los::errc::locked;
     f->los_flags.fetch_or(kLosCancel, std::memory_order_relaxed);  // sticky (own flag)
-    deliver_cancel();
-    return {};  // already unwinding: the request stays for the next point
   }
-  // release: the target's acquire at its cancellation point sees the request.
-  f->los_flags.fetch_or(kLosCancel, std::memory_order_acq_rel);
-  // Wakes it if it waits: a suspended or delayed task unwinds at once, any other wait sees a
-  // spurious wake-up and waits on (the unpark leaves a permit if it runs or is ready).
-  unpark_fiber(f, false);
-  impl->drop_ref(f);
-  return {};
+  // The caller itself, outside the region (throwing allocates).
+  deliver_cancel();
+  return {};  // already unwinding: the request stays for the next point
 }
 
 std::error_code do_suspend(Runtime* r, los::TaskId id) {
