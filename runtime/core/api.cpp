@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -161,7 +162,7 @@ void fiber_start(FiberHandle* h) {
   Core* here = rt::current_core();
   Core* local = (here && here->rt == f->rt) ? here : nullptr;
   if (local) rt::bump(local->counters.spawns);
-  f->state = rt::FiberState::Ready;
+  rt::set_state(f, rt::FiberState::Ready);
   f->rt->make_ready(f, TaskEvent::task_new, local);
 }
 
@@ -175,6 +176,10 @@ void fiber_join(FiberHandle* h) {
   if (f->join_word.load(std::memory_order_acquire) == 1) return;
   if (running_fiber_any() == f)
     throw std::logic_error("upcall::JoinHandle::join: a fiber cannot join itself");
+  if (Fiber* self = running_fiber_any(); self && self->los_lock)
+    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                            "upcall::JoinHandle::join inside the task scheduler lock "
+                            "(los::task_lock): the join would have to switch");
   const rt::Waker me = rt::current_waker();
   std::uintptr_t expected = 0;
   if (!f->join_word.compare_exchange_strong(expected, me, std::memory_order_acq_rel,
@@ -182,9 +187,9 @@ void fiber_join(FiberHandle* h) {
     UPCALL_CHECK(expected == 1, "two joiners on one fiber");
     return;
   }
-  if (Fiber* self = rt::current_fiber()) self->wait_reason = rt::WaitReason::Join;
+  if (Fiber* self = rt::current_fiber()) rt::set_wait_reason(self, rt::WaitReason::Join);
   while (f->join_word.load(std::memory_order_acquire) != 1) rt::park_current();
-  if (Fiber* self = rt::current_fiber()) self->wait_reason = rt::WaitReason::None;
+  if (Fiber* self = rt::current_fiber()) rt::set_wait_reason(self, rt::WaitReason::None);
 }
 
 void fiber_release(FiberHandle* h, bool joined) {
@@ -206,6 +211,8 @@ std::uint64_t fiber_id(FiberHandle* h) { return from_handle(h)->id; }
 void report_unjoined_exception(const std::exception_ptr& e) noexcept {
   try {
     std::rethrow_exception(e);
+  } catch (const los::TaskDeleted&) {
+    // A deleted task (los::task_delete) nobody joined: its deletion was asked for, not an error.
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "upcall: a detached fiber ended with an exception: %s\n", ex.what());
   } catch (...) {
@@ -232,7 +239,7 @@ bool blocking_enter() {
                           "stall their core (counted in RuntimeStats::blocking_inline)");
     return false;
   }
-  f->state = rt::FiberState::Blocking;
+  rt::set_state(f, rt::FiberState::Blocking);
   return true;
 }
 
@@ -240,7 +247,7 @@ void blocking_exit() {
   Activation* a = rt::current_activation();
   Fiber* f = a->current;
   rt::blocking_return(a, f);
-  f->state = rt::FiberState::Running;
+  rt::set_state(f, rt::FiberState::Running);
   rt::region_clear_for_user();  // resumed by a holder in its region; back to user code
 }
 
@@ -259,6 +266,10 @@ void sleep_until(std::chrono::steady_clock::time_point deadline) {
     std::this_thread::sleep_until(deadline);
     return;
   }
+  if (self->los_lock)
+    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                            "upcall::this_task::sleep inside the task scheduler lock "
+                            "(los::task_lock): the sleep would have to switch");
   // steady_clock is CLOCK_MONOTONIC on Linux, the clock of now_ns().
   const std::int64_t d = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              deadline.time_since_epoch())
@@ -267,10 +278,10 @@ void sleep_until(std::chrono::steady_clock::time_point deadline) {
     yield();
     return;
   }
-  self->wait_reason = rt::WaitReason::Sleep;
+  rt::set_wait_reason(self, rt::WaitReason::Sleep);
   while (rt::now_ns() < d) rt::park_current_until(d);
   self = rt::current_fiber();
-  self->wait_reason = rt::WaitReason::None;
+  rt::set_wait_reason(self, rt::WaitReason::None);
 }
 
 std::uint64_t id() {
@@ -286,9 +297,7 @@ std::string_view name() {
 void set_name(std::string_view n) {
   Fiber* f = running_fiber_any();
   if (!f) return;
-  const std::size_t len = n.size() < sizeof(f->name) - 1 ? n.size() : sizeof(f->name) - 1;
-  std::memcpy(f->name, n.data(), len);
-  f->name[len] = 0;
+  rt::store_name(f, n.data(), n.size());  // the monitor may copy it concurrently
 }
 
 // Runtime entries: a fiber whose thread lost its core (a taken-over block) is handed back
@@ -309,7 +318,8 @@ int core() {
 // ---------------------------------------------------------------------------------- TaskRef
 
 std::uint64_t TaskRef::id() const { return static_cast<Fiber*>(p_)->id; }
-int TaskRef::priority() const { return static_cast<Fiber*>(p_)->priority; }
+// Relaxed atomic: los::task_pri_set may change it from another thread.
+int TaskRef::priority() const { return rt::load_relaxed(static_cast<Fiber*>(p_)->priority); }
 const char* TaskRef::name() const { return static_cast<Fiber*>(p_)->name; }
 TaskRef& TaskRef::link() {
   static_assert(sizeof(TaskRef) == sizeof(void*));

@@ -13,6 +13,7 @@
 
 #include "runtime/context/context.hpp"
 #include "runtime/core/fiber.hpp"
+#include "runtime/sched/prio_queue.hpp"
 #include "runtime/sched/run_queue.hpp"
 #include "runtime/sched/timer_heap.hpp"
 
@@ -64,14 +65,24 @@ struct alignas(64) Core {
   std::uint64_t next_id = 0, id_end = 0;  // block of fiber ids taken from the global counter
   std::uint64_t rng = 0;          // xorshift state for victim selection
   bool spinning = false;          // this core holds one of RuntimeImpl::n_spinning's tokens
-  bool fast_policy = true;        // no custom Policy: the built-in queues (fixed at start)
   // The core's I/O reactor (runtime/io), set at start; its rings are holder-only.
   Reactor* reactor = nullptr;
+  // No custom Policy and no fiber of non-default priority queued here: the built-in FIFO
+  // fast path. Set at start; without a policy the holder clears it when it queues a fiber in
+  // `prio` and sets it again when `prio` is found empty (runtime/sched/scheduler.cpp).
+  bool fast_policy = true;
+  // Task run-time accounting on (los::set_run_time_accounting). Written by any thread
+  // (relaxed), read by the holder at every switch; a stale value only delays the change.
+  std::atomic<bool> account_run_time{false};
 
   // --- LIFO slot: the most recently woken fiber runs next (message-passing locality). The
   // holder stores into it; the holder and thieves take from it with exchange (acq_rel), which
   // pairs with the storing exchange so the fiber's context is visible to the taker.
   std::atomic<Fiber*> lifo{nullptr};
+
+  // --- Ready fibers of non-default priority (DESIGN.md "Task API"): the holder pushes, the
+  // holder and thieves pop the highest (its own lock).
+  PrioQueue prio;
 
   // --- Shared.
   // The core word: the holding activation's address | kInRegion while the holder executes

@@ -26,7 +26,7 @@ class RuntimeImpl;
 enum class FiberState : std::uint8_t { Init, Ready, Running, Waiting, Blocking, Done };
 
 // Why a fiber waits (Go's waitReason): shown by monitors and in leak reports.
-enum class WaitReason : std::uint8_t { None, Join, Sleep, Sync, Io, Spare };
+enum class WaitReason : std::uint8_t { None, Join, Sleep, Sync, Io, Spare, Suspend, Delay };
 
 // Park states of the permit protocol (runtime/sync/parker.cpp).
 enum ParkState : std::uint32_t {
@@ -63,6 +63,11 @@ struct alignas(64) Fiber {
   bool joined = false;  // the JoinHandle consumed the result (set before the last release)
   // Nesting depth of runtime regions entered by this fiber (runtime/activations/region.hpp).
   std::uint32_t region_depth = 0;
+  // Task scheduler lock depth (los::task_lock, runtime/task_api): while > 0 the fiber holds one
+  // region level, its yields return at once and its parks do not switch. Owner-only.
+  std::uint32_t los_lock = 0;
+  // Written by the owner, or under a task pin (runtime/task_api); read by the task monitor
+  // with relaxed atomic loads, so every write goes through store_relaxed() below.
   int priority = 0;
   std::uint64_t id = 0;
   // Timer generation: a timer entry fires only if its generation still matches. Monotonic for
@@ -73,9 +78,26 @@ struct alignas(64) Fiber {
   // The deadline of this fiber's pending timer entry (owner-only): a re-park with the same
   // deadline before it passed reuses the entry.
   std::int64_t armed_deadline = 0;
-  char name[32] = {0};
+  alignas(8) char name[32] = {0};  // written with store_name() (the monitor copies it concurrently)
+
+  // --- Task API (runtime/task_api/, DESIGN.md "Task API").
+  // Generation of the slot: bumped (relaxed, then a release fence) by alloc_fiber before it
+  // rewrites the fields, so a task id (slot, generation) never names a reused slot, and the
+  // monitor's seqlock-style read (generation, fields, acquire fence, generation) detects reuse.
+  std::atomic<std::uint32_t> generation{0};
+  // Requests from other tasks: kLosSuspend / kLosCancel. Writers: any thread (fetch_or /
+  // fetch_and, acq_rel) followed by an unpark; reader: the fiber at its cancellation points
+  // (acquire), which pairs with the writer's release.
+  std::atomic<std::uint32_t> los_flags{0};
+  // Run-time accounting (only while enabled: los::set_run_time_accounting). in_tsc is
+  // owner-only; run_cycles is written by the owner (load + store) and read by the monitor.
+  std::uint64_t in_tsc = 0;
+  std::atomic<std::uint64_t> run_cycles{0};
+  // The core that last switched this fiber in (relaxed; read by the monitor).
+  std::atomic<std::int32_t> last_core{-1};
 
   // --- Fixed at slot construction.
+  std::uint32_t slot_index = 0;  // index in RuntimeImpl::slots (task ids)
   RuntimeImpl* rt = nullptr;
   char* slot_base = nullptr;    // guard page; the usable stack starts one page above
   char* stack_top = nullptr;    // highest usable address below this Fiber and its storage
@@ -86,6 +108,23 @@ struct alignas(64) Fiber {
   const detail::TaskVTable* vtable = nullptr;
   void* storage = nullptr;
 };
+
+inline constexpr std::uint32_t kLosSuspend = 1, kLosCancel = 2;
+
+// Relaxed atomic stores into owner-only fields that the task monitor reads concurrently
+// (std::atomic_ref: a plain mov on x86, but a data race neither in C++ nor for TSAN).
+template <class T>
+inline void store_relaxed(T& field, T v) noexcept {
+  std::atomic_ref<T>(field).store(v, std::memory_order_relaxed);
+}
+template <class T>
+inline T load_relaxed(T& field) noexcept {
+  return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
+}
+inline void set_state(Fiber* f, FiberState s) noexcept { store_relaxed(f->state, s); }
+inline void set_wait_reason(Fiber* f, WaitReason w) noexcept { store_relaxed(f->wait_reason, w); }
+// Copies `len` bytes of `src` (truncated to 31) into f->name as 8-byte relaxed atomic words.
+void store_name(Fiber* f, const char* src, std::size_t len) noexcept;
 
 inline detail::FiberHandle* to_handle(Fiber* f) { return reinterpret_cast<detail::FiberHandle*>(f); }
 inline Fiber* from_handle(detail::FiberHandle* h) { return reinterpret_cast<Fiber*>(h); }

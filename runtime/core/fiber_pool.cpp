@@ -50,6 +50,9 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
         auto* nf = ::new (slot + stacks.slot_size() - sizeof(Fiber)) Fiber();
         nf->rt = this;
         nf->slot_base = slot;
+        const std::uint32_t idx = slot_table.add(nf);
+        UPCALL_CHECK(idx != UINT32_MAX, "fiber slot table full");
+        nf->slot_index = idx;
         free_fibers.push_back(nf);
       }
     }
@@ -63,6 +66,12 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
   const std::uintptr_t storage = (top - spec.size) & ~(static_cast<std::uintptr_t>(align) - 1);
   const std::uintptr_t stack_top = storage & ~std::uintptr_t{15};
   const std::uintptr_t bottom = reinterpret_cast<std::uintptr_t>(f->slot_base) + stacks.page_size();
+  // A new life for the slot: the generation first (task ids of the previous life go stale), and
+  // a release fence so a monitor that reads this life's fields below also reads the new
+  // generation on its re-check (seqlock; monitor.cpp).
+  f->generation.store(f->generation.load(std::memory_order_relaxed) + 1,
+                      std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
   if (here) {
     bump(here->counters.created);
     here->counters.cached.store(here->fiber_cache.size(), std::memory_order_relaxed);
@@ -70,10 +79,10 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
       here->next_id = g_next_fiber_id.fetch_add(kIdBlock, std::memory_order_relaxed);
       here->id_end = here->next_id + kIdBlock;
     }
-    f->id = here->next_id++;
+    store_relaxed(f->id, here->next_id++);  // relaxed atomic: the monitor reads it
   } else {
     offcore_created.fetch_add(1, std::memory_order_relaxed);
-    f->id = g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+    store_relaxed(f->id, g_next_fiber_id.fetch_add(1, std::memory_order_relaxed));
   }
   f->storage = reinterpret_cast<void*>(storage);
   f->stack_top = reinterpret_cast<char*>(stack_top);
@@ -82,27 +91,37 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
   f->next = nullptr;
   f->policy_link = nullptr;
   f->park_state.store(kParkRunning, std::memory_order_relaxed);
-  f->refs.store(2, std::memory_order_relaxed);  // the fiber's own and the JoinHandle's
   f->join_word.store(0, std::memory_order_relaxed);
-  f->state = FiberState::Init;
-  f->wait_reason = WaitReason::None;
+  set_state(f, FiberState::Init);
+  set_wait_reason(f, WaitReason::None);
   f->armed_deadline = 0;
   f->region_depth = 0;
+  f->los_lock = 0;
+  f->los_flags.store(0, std::memory_order_relaxed);
+  f->run_cycles.store(0, std::memory_order_relaxed);
+  f->last_core.store(-1, std::memory_order_relaxed);
   f->eh = EhState{};
   f->joined = false;
-  f->priority = spec.priority;
-  if (spec.name) {
-    std::strncpy(f->name, spec.name, sizeof(f->name) - 1);
-    f->name[sizeof(f->name) - 1] = 0;
-  } else {
-    f->name[0] = 0;
-  }
+  store_relaxed(f->priority, spec.priority);
+  store_name(f, spec.name, spec.name ? std::strlen(spec.name) : 0);
+  // The fiber's own and the JoinHandle's. release: a task pin (task_api, a CAS on refs that
+  // acquires) then sees every field written above.
+  f->refs.store(2, std::memory_order_release);
   // Up to the control block: the spawn storage also lies over frames of the slot's previous
   // fiber that never returned.
   sanitizer_stack_reuse(reinterpret_cast<void*>(bottom), reinterpret_cast<std::uintptr_t>(f) - bottom);
   sanitizer_identity_init(f->san, reinterpret_cast<void*>(bottom), f->stack_usable);
   f->ctx = make_fiber_context(f, reinterpret_cast<void*>(stack_top), f->stack_usable);
   return f;
+}
+
+void store_name(Fiber* f, const char* src, std::size_t len) noexcept {
+  static_assert(sizeof(f->name) == 32 && alignof(Fiber) >= 8);
+  if (len > sizeof(f->name) - 1) len = sizeof(f->name) - 1;
+  std::uint64_t words[4] = {0, 0, 0, 0};
+  if (len) std::memcpy(words, src, len);
+  auto* dst = reinterpret_cast<std::uint64_t*>(f->name);
+  for (int i = 0; i < 4; ++i) std::atomic_ref<std::uint64_t>(dst[i]).store(words[i], std::memory_order_relaxed);
 }
 
 void RuntimeImpl::free_fiber(Fiber* f, Core* here) noexcept {

@@ -122,7 +122,7 @@ bool RuntimeImpl::quiescent() const {
       timers_armed.load(std::memory_order_acquire) != 0)
     return false;
   for (const auto& c : cores) {
-    if (c->busy.load(std::memory_order_relaxed) || !c->rq.empty_hint() ||
+    if (c->busy.load(std::memory_order_relaxed) || !c->rq.empty_hint() || c->prio.size_hint() ||
         c->lifo.load(std::memory_order_acquire))
       return false;
   }

@@ -17,6 +17,7 @@
 #include "runtime/stats/kernel_event_log.hpp"
 #include "runtime/stats/histogram.hpp"
 #include "runtime/core/core.hpp"
+#include "runtime/core/slot_table.hpp"
 #include "runtime/sched/inject_queue.hpp"
 #include "upcall/options.hpp"
 #include "upcall/policy.hpp"
@@ -69,9 +70,17 @@ class RuntimeImpl final : public KernelEventSink {
   Fiber* next_local_slow(Core* c);
   // Holder only: f to the tail of c's queue (half of it spills to the injection queue when
   // full, as Go's runqputslow).
+  // A fiber of non-default priority goes to the core's priority queue instead.
   void push_local(Core* c, Fiber* f) {
+    if (__builtin_expect(load_relaxed(f->priority) != 0, 0)) return push_prio(c, f);
     if (__builtin_expect(!c->rq.push(f), 0)) push_local_overflow(c, f);
   }
+  void push_prio(Core* c, Fiber* f);
+  // Holder only, priority mode: the highest-priority ready fiber of c.
+  Fiber* next_local_prio(Core* c);
+  // Holder only: should a yield of `self` switch? (False when nothing of at least its
+  // priority is ready on c.) Asked only when self or c uses priorities, or with a policy.
+  bool yield_should_switch(Core* c, Fiber* self);
   void push_local_overflow(Core* c, Fiber* f);
   // The loop's full search: next_local, injection queue, timers, stealing.
   Fiber* find_work(Core* c);
@@ -136,6 +145,8 @@ class RuntimeImpl final : public KernelEventSink {
   // Global fiber free list (fibers spilled from core caches or freed off-core).
   std::mutex free_mu;
   std::vector<Fiber*> free_fibers;  // guarded by free_mu
+  // Every fiber slot ever built (task ids, task monitor); grown under free_mu.
+  SlotTable slot_table;
 
   // Threads.
   std::mutex threads_mu;

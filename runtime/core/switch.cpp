@@ -18,6 +18,7 @@
 #include "runtime/activations/region.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
+#include "runtime/core/signals.hpp"
 #include "runtime/sync/parker.hpp"
 #include "upcall/this_task.hpp"
 
@@ -33,7 +34,7 @@ __attribute__((noinline)) void run_post_action(SwitchRecord& sw) {
     case PostAction::none:
       return;
     case PostAction::requeue:
-      from->state = FiberState::Ready;
+      set_state(from, FiberState::Ready);
       if (__builtin_expect(from->rt->policy == nullptr, 1))
         from->rt->push_local(sw.self->core, from);  // yield: behind the core's ready fibers
       else
@@ -52,7 +53,7 @@ __attribute__((noinline)) void run_post_action(SwitchRecord& sw) {
       // A permit arrived between the decision to park and now: consume it and stay ready.
       UPCALL_DCHECK(expected == kParkNotified, "commit_park: unexpected park state");
       from->park_state.store(kParkRunning, std::memory_order_relaxed);
-      from->state = FiberState::Ready;
+      set_state(from, FiberState::Ready);
       from->rt->make_ready(from, TaskEvent::task_wakeup, sw.self->core);
       return;
     }
@@ -60,7 +61,7 @@ __attribute__((noinline)) void run_post_action(SwitchRecord& sw) {
       from->rt->drop_ref(from);
       return;
     case PostAction::reinject:
-      from->state = FiberState::Ready;
+      set_state(from, FiberState::Ready);
       from->rt->make_ready(from, TaskEvent::task_wakeup, nullptr);
       from->rt->blocking_inflight.fetch_sub(1, std::memory_order_release);
       return;
@@ -76,11 +77,21 @@ inline void finish_switch(Transfer t) {
   // The yield fast path inline; everything else out of line.
   if (sw->action == PostAction::requeue && sw->self->core->fast_policy) {
     sw->action = PostAction::none;
-    sw->from->state = FiberState::Ready;
+    set_state(sw->from, FiberState::Ready);
     sw->self->core->rt->push_local(sw->self->core, sw->from);
     return;
   }
   if (sw->action != PostAction::none) run_post_action(*sw);
+}
+
+// Charges `from` the cycles since it was switched in and stamps `to`. Owner-only fields
+// (the thread switching both); run_cycles is read by the monitor (relaxed).
+__attribute__((noinline)) void account_switch(Fiber* from, Fiber* to) {
+  const std::uint64_t now = __builtin_ia32_rdtsc();
+  if (from && from->in_tsc && now > from->in_tsc)
+    from->run_cycles.store(from->run_cycles.load(std::memory_order_relaxed) + (now - from->in_tsc),
+                           std::memory_order_relaxed);
+  if (to) to->in_tsc = now;
 }
 
 // Switches from the running context of `a` (fiber `from`, or the loop when from == nullptr) to
@@ -95,9 +106,13 @@ inline void switch_context(Activation* a, Fiber* from, Fiber* to, PostAction act
   SanitizerIdentity& to_san = to ? to->san : a->loop_san;
   RawContext target = to ? to->ctx : a->loop_ctx;
   if (to) {
-    to->state = FiberState::Running;
+    set_state(to, FiberState::Running);
+    to->last_core.store(a->core->index, std::memory_order_relaxed);
     bump(a->core->counters.switches);
   }
+  // Run-time accounting for the task monitor, only while enabled (DESIGN.md "Task API").
+  if (__builtin_expect(a->core->account_run_time.load(std::memory_order_relaxed), 0))
+    account_switch(from, to);
   eh_swap(a->eh, from ? from->eh : a->loop_eh, to ? to->eh : a->loop_eh);
   sanitizer_before_switch(from_san, to_san, act == PostAction::release);
   // Safety: `target` was saved by finish_switch (or made by make_context) and was taken from a
@@ -130,7 +145,7 @@ void switch_away(Activation* a, Fiber* self, PostAction act) {
   // Enter the runtime for good (a returning thread hands the fiber back first, so the exit
   // below runs on a thread that holds a core).
   region_enter();
-  self->state = FiberState::Done;
+  set_state(self, FiberState::Done);
   RuntimeImpl* rt = self->rt;
   Activation* a = current_activation();
   UPCALL_CHECK(a && a->current == self, "fiber exit off its thread");
@@ -166,9 +181,37 @@ inline void yield_current() {
     sched_yield();
     return;
   }
+  if (__builtin_expect(self->los_lock != 0, 0)) return;  // task scheduler lock: no switch
+  // Priorities (the caller's, or queued on this core): keep running when nothing of at least
+  // the caller's priority is ready here. One load of a hot field on the default path.
+  if (__builtin_expect((load_relaxed(self->priority) != 0) | !c->fast_policy, 0) &&
+      !c->rt->yield_should_switch(c, self))
+    return;
   Fiber* next = c->rt->next_local(c);
   if (!next) return;  // nothing else ready here: keep running
   switch_context(a, self, next, PostAction::requeue);
+}
+
+void park_locked(Fiber* self, std::int64_t deadline_ns) {
+  // A wait inside the task scheduler lock (los::task_lock) must not switch: the fiber waits
+  // for its permit on its kernel thread, holding its core (other cores keep running). The task
+  // API's own waits return EDEADLK instead; this is for the waits that cannot fail (sync
+  // objects). A deadlock if the waker needs this core: announced once.
+  announce_once("los-lock-wait",
+                "upcall: a fiber waited on a sync object while holding the task scheduler lock "
+                "(los::task_lock); it waits without switching and keeps its core until woken");
+  for (unsigned i = 0;; ++i) {
+    std::uint32_t s = kParkNotified;
+    // acquire: pairs with the unparker's release.
+    if (self->park_state.load(std::memory_order_relaxed) == kParkNotified &&
+        self->park_state.compare_exchange_strong(s, kParkRunning, std::memory_order_acquire))
+      return;
+    if (deadline_ns != INT64_MAX && now_ns() >= deadline_ns) return;
+    if (i < 64)
+      __builtin_ia32_pause();
+    else
+      sched_yield();
+  }
 }
 
 void park_current_fiber(Activation* a, Fiber* self) {
@@ -178,7 +221,7 @@ void park_current_fiber(Activation* a, Fiber* self) {
   if (self->park_state.load(std::memory_order_relaxed) == kParkNotified &&
       self->park_state.compare_exchange_strong(s, kParkRunning, std::memory_order_acquire))
     return;
-  self->state = FiberState::Waiting;
+  set_state(self, FiberState::Waiting);
   switch_away(a, self, PostAction::commit_park);
 }
 
@@ -188,7 +231,7 @@ void unpark_fiber(Fiber* f, bool lifo) {
     if (s == kParkParked) {
       // acquire pairs with commit_park's release: f's context is saved and complete.
       if (f->park_state.compare_exchange_weak(s, kParkRunning, std::memory_order_acquire)) {
-        f->state = FiberState::Ready;
+        set_state(f, FiberState::Ready);
         // The waker's core only if it belongs to f's runtime (a fiber may unpark a fiber of
         // another runtime, e.g. when joining across runtimes).
         Core* here = current_core();

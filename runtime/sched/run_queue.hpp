@@ -109,6 +109,14 @@ class RunQueue {
     return t - h > kCapacity ? 0 : t - h;
   }
   bool empty_hint() const { return size_hint() == 0; }
+  // Any thread; a hint: the fiber at the head (what pop would return), nullptr when empty. It
+  // may be taken before the caller looks at it (los::next_task_id).
+  Fiber* peek_hint() const {
+    const std::uint32_t h = head_.load(std::memory_order_acquire);
+    const std::uint32_t t = tail_.load(std::memory_order_acquire);
+    if (t == h || t - h > kCapacity) return nullptr;
+    return slots_[h % kCapacity].load(std::memory_order_relaxed);
+  }
 
  private:
   alignas(64) std::atomic<std::uint32_t> head_{0};  // consumers (holder and thieves) CAS it

@@ -79,6 +79,35 @@ Fiber* take_injected(RuntimeImpl* rt, Core* c) {
 
 }  // namespace
 
+void RuntimeImpl::push_prio(Core* c, Fiber* f) {
+  c->prio.push(f, load_relaxed(f->priority));
+  c->fast_policy = false;  // the holder's picks now go through next_local_prio
+}
+
+Fiber* RuntimeImpl::next_local_prio(Core* c) {
+  // The fairness turn of the fast path (which counts in next_local).
+  if ((++c->tick % kFairnessTick) == 0) {
+    if (c->reactor) io_poll(c);  // batched submission and completions (runtime/io)
+    if (!c->timers.empty()) expire_timers(c, now_ns());
+    if (Fiber* f = take_injected(this, c)) push_local(c, f);
+  }
+  if (c->prio.size_hint() == 0) {
+    // Only the holder pushes there, so empty stays empty: back to the fast path.
+    c->fast_policy = true;
+    return next_local_fast(c);
+  }
+  if (Fiber* f = c->prio.pop(1)) return f;  // above the default priority
+  if (Fiber* f = next_local_fast(c)) return f;
+  return c->prio.pop();  // below it
+}
+
+bool RuntimeImpl::yield_should_switch(Core* c, Fiber* self) {
+  if (policy) return true;
+  int best = c->prio.top_priority();
+  if (best < 0 && (!c->rq.empty_hint() || c->lifo.load(std::memory_order_relaxed))) best = 0;
+  return best >= load_relaxed(self->priority);
+}
+
 void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo) {
   if (policy) {
     policy->enqueue(here ? here->index : -1, TaskRef(f), why);
@@ -91,7 +120,7 @@ void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo) {
     wake_idle_core(true);
     return;
   }
-  if (why == TaskEvent::task_wakeup && lifo) {
+  if (why == TaskEvent::task_wakeup && lifo && load_relaxed(f->priority) == 0) {
     // acq_rel: release publishes f to a thief's exchange; acquire takes over the displaced one.
     Fiber* prev = here->lifo.exchange(f, std::memory_order_acq_rel);
     if (prev) push_local(here, prev);
@@ -114,6 +143,7 @@ Fiber* RuntimeImpl::next_local_slow(Core* c) {
     if (t) policy_pending.fetch_sub(1, std::memory_order_relaxed);
     return static_cast<Fiber*>(t.raw());
   }
+  if (!c->fast_policy) return next_local_prio(c);  // fibers of non-default priority queued
   // Every kFairnessTick-th decision: I/O, timers and the injection queue get a turn.
   if (c->reactor) io_poll(c);  // batched submission and completions (runtime/io)
   if (!c->timers.empty()) expire_timers(c, now_ns());
@@ -153,6 +183,14 @@ Fiber* RuntimeImpl::find_work(Core* c) {
   for (std::size_t i = 0; i < n; ++i) {
     Core* v = cores[(start + i) % n].get();
     if (v == c) continue;
+    // A victim's fibers above the default priority first (thieves take the highest first).
+    if (v->prio.size_hint() != 0) {
+      if (Fiber* f = v->prio.pop(1)) {
+        bump(c->counters.steals);
+        bump(c->counters.stolen_fibers);
+        return f;
+      }
+    }
     std::uint32_t taken = 0;
     if (Fiber* f = v->rq.steal_into(c->rq, &taken)) {
       bump(c->counters.steals);
@@ -161,6 +199,13 @@ Fiber* RuntimeImpl::find_work(Core* c) {
     }
     if (v->lifo.load(std::memory_order_relaxed)) {
       if (Fiber* f = v->lifo.exchange(nullptr, std::memory_order_acq_rel)) {
+        bump(c->counters.steals);
+        bump(c->counters.stolen_fibers);
+        return f;
+      }
+    }
+    if (v->prio.size_hint() != 0) {
+      if (Fiber* f = v->prio.pop()) {
         bump(c->counters.steals);
         bump(c->counters.stolen_fibers);
         return f;
@@ -217,6 +262,7 @@ bool work_visible(RuntimeImpl* rt, Core* self) {
   if (rt->policy && rt->policy_pending.load(std::memory_order_seq_cst) > 0) return true;
   for (auto& c : rt->cores) {
     if (!c->rq.empty_hint()) return true;
+    if (c->prio.size_hint() != 0) return true;
     if (c.get() != self && c->lifo.load(std::memory_order_seq_cst)) return true;
   }
   return false;

@@ -119,6 +119,10 @@ void park_current_until(std::int64_t deadline_ns) noexcept {
   }
   const std::int64_t now = now_ns();
   if (deadline_ns <= now) return;
+  if (__builtin_expect(f->los_lock != 0, 0)) {
+    park_locked(f, deadline_ns);  // no switch inside the task scheduler lock: no timer either
+    return;
+  }
   if (f->armed_deadline != deadline_ns) {
     // Arm a timer on the core we are on; it unparks us wherever we are by then.
     Core* c = a->core;

@@ -47,6 +47,9 @@ void unpark_waker(Waker w) noexcept;
 
 // switch.cpp
 void park_current_fiber(Activation* a, Fiber* self);
+// A park of a fiber that holds the task scheduler lock: waits for the permit (or the
+// deadline, CLOCK_MONOTONIC ns; INT64_MAX for none) without switching. Announced once.
+void park_locked(Fiber* self, std::int64_t deadline_ns);
 // lifo: a woken fiber normally takes its core's LIFO slot (message-passing locality); timers
 // pass false so fibers due together run in deadline order.
 void unpark_fiber(Fiber* f, bool lifo = true);

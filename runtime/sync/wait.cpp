@@ -21,18 +21,35 @@ void spin_backoff() noexcept {
 Waiter::Waiter() noexcept : waker_(rt::current_waker()) {}
 
 void Waiter::wait() noexcept {
+  if (notified_.load(std::memory_order_acquire)) return;
+  // The wait reason is for monitors (los::task_monitor); the fiber object stays ours wherever
+  // it resumes, so its owner-only field is written by its owner.
+  rt::Fiber* f = rt::current_fiber();
+  if (f) rt::set_wait_reason(f, rt::WaitReason::Sync);
   while (!notified_.load(std::memory_order_acquire)) rt::park_current();
+  if (f) rt::set_wait_reason(f, rt::WaitReason::None);
 }
 
 bool Waiter::wait_until(std::chrono::steady_clock::time_point deadline) noexcept {
   // steady_clock is CLOCK_MONOTONIC on Linux, the clock of rt::now_ns().
   const std::int64_t d =
       std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  rt::Fiber* f = rt::current_fiber();
+  if (f) rt::set_wait_reason(f, rt::WaitReason::Sync);
+  bool r;
   for (;;) {
-    if (notified_.load(std::memory_order_acquire)) return true;
-    if (rt::now_ns() >= d) return notified_.load(std::memory_order_acquire);
+    if (notified_.load(std::memory_order_acquire)) {
+      r = true;
+      break;
+    }
+    if (rt::now_ns() >= d) {
+      r = notified_.load(std::memory_order_acquire);
+      break;
+    }
     rt::park_current_until(d);
   }
+  if (f) rt::set_wait_reason(f, rt::WaitReason::None);
+  return r;
 }
 
 void Waiter::notify() noexcept {
