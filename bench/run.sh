@@ -35,8 +35,12 @@ run 1800 bench/upcall_bench_core --benchmark_repetitions="$REPS" \
 run 1800 bench/upcall_bench_wake --benchmark_repetitions="$WREPS" \
   --benchmark_report_aggregates_only=true --benchmark_filter="$FILTER"
 run 600 bench/upcall_rss_per_fiber
+run 1800 bench/upcall_bench_task_api --benchmark_repetitions="$REPS" \
+  --benchmark_report_aggregates_only=true --benchmark_filter="$FILTER"
 # Other areas' benchmarks, when built (their own READMEs/comments say what they measure).
 run 1800 bench/channel/upcall_bench_channel --benchmark_repetitions="$REPS" \
+  --benchmark_report_aggregates_only=true --benchmark_filter="$FILTER"
+run 1800 bench/sync/upcall_bench_sync --benchmark_repetitions="$REPS" \
   --benchmark_report_aggregates_only=true --benchmark_filter="$FILTER"
 run 1800 bench/activations/upcall_bench_activations --benchmark_repetitions="$WREPS" \
   --benchmark_report_aggregates_only=true --benchmark_filter="$FILTER"
