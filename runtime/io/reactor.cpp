@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "runtime/activations/activations.hpp"
+#include "runtime/activations/backend.hpp"
 #include "runtime/activations/region.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/core/signals.hpp"
@@ -45,6 +46,9 @@ constexpr unsigned kRingEntries = 1024;
 // in flight by about this much instead of by the whole block (tests/io/io_takeover_test.cpp).
 constexpr std::int64_t kRecoverGraceNs = 1'000'000;
 constexpr std::uint32_t kOpCacheMax = 1024;  // per-core op cache before spilling to the pool
+// A thread that was not stuck at the first check may block later (inside upcall::blocking, the
+// call starts after the handoff): look again 10x and 100x later, then stop walking the list.
+constexpr int kRecoverRechecks = 2;
 
 int uring_init(io_uring* ring, unsigned entries) {
   io_uring_params p{};
@@ -81,19 +85,49 @@ bool dispatch(Reactor* r, io_uring_cqe* cqe) noexcept {
   return true;
 }
 
-// Holder: asks the waiters of requests prepared by earlier holders of this core to cancel and
-// resubmit them (section 13, "Recovery").
+// Whether completions of requests `a` submitted may be stuck: it sleeps uninterruptibly (an
+// interruptible sleeper is kicked by the task-work notification and runs them in ~0.2 ms, and
+// a running thread runs them itself), or the activation backend cannot tell.
+bool completions_stuck(RuntimeImpl* rt, Activation* a) noexcept {
+  if (!rt->backend) return true;
+  const int slot = a->slot.load(std::memory_order_acquire);
+  StatusView st;
+  if (slot < 0 || rt->backend->read(static_cast<std::uint32_t>(slot), &st) != 0) return true;
+  if (st.state == ThreadRunState::unknown) return true;
+  return st.state == ThreadRunState::blocked && (st.prev_state & 0x2) != 0;  // TASK_UNINTERRUPTIBLE
+}
+
+// Holder: asks the waiters of requests prepared by earlier holders of this core whose
+// completions may be stuck to cancel and continue them (section 13, "Recovery").
 void recover(Reactor* r, Activation* self) noexcept {
+  RuntimeImpl* rt = r->core->rt;
   std::uint64_t n = 0;
+  bool skipped = false;
+  Activation* checked = nullptr;  // the last submitter looked at, and the answer
+  bool stuck = false;
   for (IoOp* op = r->inflight_head; op; op = op->next) {
     if (op->submitter == self || op->recover.load(std::memory_order_relaxed) ||
         op->state.load(std::memory_order_relaxed) != IoOp::kWaiting)
       continue;
+    if (op->submitter != checked) {
+      checked = op->submitter;
+      stuck = completions_stuck(rt, checked);
+    }
+    if (!stuck) {
+      skipped = true;
+      continue;
+    }
     op->recover.store(true, std::memory_order_relaxed);  // the unpark's release publishes it
     unpark_waker(op->waker);
     ++n;
   }
   if (n) r->recovered.store(r->recovered.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  if (skipped && r->recover_checks < kRecoverRechecks) {
+    std::int64_t delay = kRecoverGraceNs;
+    for (int i = 0; i <= r->recover_checks; ++i) delay *= 10;
+    r->recover_at = now_ns() + delay;
+    ++r->recover_checks;
+  }
 }
 
 }  // namespace
@@ -189,7 +223,10 @@ bool io_poll(Core* c) noexcept {
   if (__builtin_expect(r->last_holder != self, 0)) {
     // The core changed hands (takeover or blocking handoff): requests the previous holder
     // submitted complete through its task work, which waits while it is blocked.
-    if (r->last_holder && r->inflight) r->recover_at = now_ns() + kRecoverGraceNs;
+    if (r->last_holder && r->inflight) {
+      r->recover_at = now_ns() + kRecoverGraceNs;
+      r->recover_checks = 0;
+    }
     r->last_holder = self;
   }
   if (__builtin_expect(r->recover_at != 0, 0) && now_ns() >= r->recover_at) {

@@ -89,8 +89,8 @@ struct Reactor {
   // Recovery after a holder change (holder-only): the last holder seen by io_poll, the thread
   // whose requests are to be recovered, and when.
   Activation* last_holder = nullptr;
-  Activation* recover_from = nullptr;
-  std::int64_t recover_at = 0;
+  std::int64_t recover_at = 0;  // 0: no recovery pending
+  int recover_checks = 0;       // re-checks done since the last holder change
   // --- epoll. epfd and evfd are fixed after start; waits register themselves (any thread).
   int epfd = -1;
   int evfd = -1;
