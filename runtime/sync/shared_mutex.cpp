@@ -55,7 +55,8 @@ void SharedMutexCore::grant_locked(std::uint32_t s, WakeChain& chain) noexcept {
 }
 
 bool SharedMutexCore::lock_slow(bool shared, bool timed, SteadyTime deadline) noexcept {
-  for (int i = 0; i < kSpinIterations; ++i) {
+  const int spins = spin_can_pay_off() ? kSpinIterations : 0;
+  for (int i = 0; i < spins; ++i) {
     const std::uint32_t s = state_.load(std::memory_order_relaxed);
     if (s & kQueued) break;
     if (grantable(s, shared) && (shared ? try_lock_shared() : try_lock())) return true;

@@ -73,4 +73,10 @@ inline bool wait_until_or_forever(Waiter& w, std::chrono::steady_clock::time_poi
 std::uint64_t current_context_id() noexcept;
 inline constexpr std::uint64_t kThreadIdBit = std::uint64_t{1} << 63;
 
+// Whether a contended lock's brief spin can pay off for the caller: never for a fiber on a
+// 1-core runtime (the holder, if a fiber of the same runtime, cannot run while we spin) or
+// whose core has other ready fibers (switching to them beats burning the core); otherwise yes
+// (plain threads, multi-core runtimes with nothing else to run here). wait.cpp.
+bool spin_can_pay_off() noexcept;
+
 }  // namespace upcall::detail

@@ -4,6 +4,7 @@
 
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/sync/parker.hpp"
+#include "runtime/sync/sync_util.hpp"
 #include "upcall/this_task.hpp"
 
 #include <sched.h>
@@ -16,6 +17,13 @@ void spin_backoff() noexcept {
   // Inside a runtime region a switch is not allowed (the region owns the core's state).
   if (f && f->region_depth == 0) this_task::yield();
   sched_yield();
+}
+
+bool spin_can_pay_off() noexcept {
+  rt::Core* c = rt::current_core();
+  if (!c || !rt::current_fiber()) return true;  // a plain thread (or inside blocking())
+  if (c->rt->cores.size() == 1) return false;
+  return c->rq.empty_hint() && c->lifo.load(std::memory_order_relaxed) == nullptr;
 }
 
 Waiter::Waiter() noexcept : waker_(rt::current_waker()) {}
