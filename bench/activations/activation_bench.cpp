@@ -93,6 +93,10 @@ void BM_Activations_UpcallLatency(benchmark::State& state) {
   state.counters["p99_us"] = pct(samples, 99) / 1000.0;
   const auto s = rt->stats().activations;
   state.counters["takeovers"] = static_cast<double>(s.takeovers);
+  // Whether the standby had to be woken around the blocks (it sleeps while its holder idles).
+  state.counters["standby_sleeps"] = static_cast<double>(s.standby_sleeps);
+  state.counters["standby_wakes"] = static_cast<double>(s.standby_wakes);
+  state.counters["no_standby"] = static_cast<double>(s.no_standby);
   state.counters["detect_p50_us"] = static_cast<double>(s.detect.p50) / 1000.0;
   state.counters["resume_p50_us"] = static_cast<double>(s.resume.p50) / 1000.0;
   state.counters["resume_p99_us"] = static_cast<double>(s.resume.p99) / 1000.0;
