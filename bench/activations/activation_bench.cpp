@@ -13,6 +13,8 @@
 //      process while our BPF programs are (or are not) attached: the cost added to context
 //      switches of processes that are not ours
 #include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +54,40 @@ std::unique_ptr<upcall::Runtime> make_rt(const char* act, int cores = 1) {
 
 const char* kBackends[] = {"bpf", "fallback", "off"};
 
+// The benchmarks' "kernel wakes the blocked fiber" side: a thread that sleeps `ms` and then
+// writes one byte to `fd`. It is born on the last CPU (pthread_attr affinity, so it never runs
+// on CPU 0, where the 1-core runtimes under test run): a SCHED_OTHER thread runnable on the
+// runtime's CPU runs before the SCHED_IDLE standby by design, so a writer started there (as
+// std::thread would be: it inherits the creating runtime thread's affinity) delayed every
+// takeover by its own start-up (measured: detect p50 10-14 us with it, see RESULTS.md).
+struct Writer {
+  int fd;
+  int ms;
+};
+void* writer_main(void* p) {
+  const Writer w = *static_cast<Writer*>(p);
+  delete static_cast<Writer*>(p);
+  std::this_thread::sleep_for(std::chrono::milliseconds(w.ms));
+  char c = 1;
+  if (write(w.fd, &c, 1) != 1) std::abort();
+  return nullptr;
+}
+pthread_t start_writer(int fd, int ms) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  const unsigned n = std::thread::hardware_concurrency();
+  if (n > 1) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(n - 1, &set);
+    pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+  }
+  pthread_t t;
+  if (pthread_create(&t, &attr, writer_main, new Writer{fd, ms}) != 0) std::abort();
+  pthread_attr_destroy(&attr);
+  return t;
+}
+
 // --------------------------------------------------------------------------- upcall latency
 void BM_Activations_UpcallLatency(benchmark::State& state) {
   const char* backend = kBackends[state.range(0)];
@@ -71,15 +107,11 @@ void BM_Activations_UpcallLatency(benchmark::State& state) {
         std::atomic<std::int64_t> t_next{0};
         // The next fiber is ready before the block; it timestamps its first instruction.
         auto next = upcall::spawn([&] { t_next.store(now_ns()); });
-        std::thread writer([&] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(2));
-          char c = 1;
-          if (write(fds[1], &c, 1) != 1) std::abort();
-        });
+        const pthread_t writer = start_writer(fds[1], 2);
         char c;
         t_block = now_ns();
         if (read(fds[0], &c, 1) != 1) std::abort();  // raw read(2)
-        writer.join();
+        pthread_join(writer, nullptr);
         next.join();
         const std::int64_t d = t_next.load() - t_block;
         if (d > 0 && d < 1'000'000'000) out.push_back(d);
@@ -97,6 +129,7 @@ void BM_Activations_UpcallLatency(benchmark::State& state) {
   state.counters["standby_sleeps"] = static_cast<double>(s.standby_sleeps);
   state.counters["standby_wakes"] = static_cast<double>(s.standby_wakes);
   state.counters["no_standby"] = static_cast<double>(s.no_standby);
+  state.counters["promotion_failures"] = static_cast<double>(s.promotion_failures);
   state.counters["detect_p50_us"] = static_cast<double>(s.detect.p50) / 1000.0;
   state.counters["resume_p50_us"] = static_cast<double>(s.resume.p50) / 1000.0;
   state.counters["resume_p99_us"] = static_cast<double>(s.resume.p99) / 1000.0;
@@ -124,14 +157,10 @@ std::int64_t upcall_stall_once(upcall::Runtime& rt, bool block) {
       auto blocker = upcall::spawn([] {
         int fds[2];
         if (pipe(fds) != 0) std::abort();
-        std::thread w([&] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          char c = 1;
-          if (write(fds[1], &c, 1) != 1) std::abort();
-        });
+        const pthread_t w = start_writer(fds[1], 20);
         char c;
         if (read(fds[0], &c, 1) != 1) std::abort();
-        w.join();
+        pthread_join(w, nullptr);
         close(fds[0]);
         close(fds[1]);
       });
@@ -162,14 +191,10 @@ std::int64_t boost_fiber_stall_once(bool block) {
     if (block) {
       int fds[2];
       if (pipe(fds) != 0) std::abort();
-      std::thread w([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        char c = 1;
-        if (write(fds[1], &c, 1) != 1) std::abort();
-      });
+      const pthread_t w = start_writer(fds[1], 20);  // as the upcall runs: same writer
       char c;
       if (read(fds[0], &c, 1) != 1) std::abort();
-      w.join();
+      pthread_join(w, nullptr);
       close(fds[0]);
       close(fds[1]);
     } else {
