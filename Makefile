@@ -78,7 +78,7 @@ demo: build
 # the echo comparison (bench/echo/run.sh), whose Asio and Go peers need BENCH_DEPS.
 bench: deps bench-deps
 	cmake -S . -B $(BUILD)-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DUPCALL_BUILD_TESTS=OFF \
-	  $(CMAKE_FLAGS)
+	  -DUPCALL_BUILD_BENCH=ON -DUPCALL_BUILD_EXAMPLES=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-bench -j $(JOBS)
 	bash bench/run.sh $(BUILD)-bench
 
