@@ -37,6 +37,23 @@ std::error_code close_fd(int& fd) noexcept {
   return r.error;
 }
 
+// Move-assignment of a socket holder: closes what `fd` held, takes `from`'s descriptor.
+void move_fd(int& fd, int& from) noexcept {
+  if (&fd == &from) return;
+  close_fd(fd);
+  fd = from;
+  from = -1;
+}
+
+// getsockname / getpeername into a SocketAddress; throws std::system_error naming `what`.
+SocketAddress socket_name(int fd, bool peer, const char* what) {
+  SocketAddress a;
+  const int rc = peer ? ::getpeername(fd, a.data(), a.size_ptr())
+                      : ::getsockname(fd, a.data(), a.size_ptr());
+  if (rc != 0) throw std::system_error(last_error(), what);
+  return a;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------- SocketAddress
@@ -249,28 +266,18 @@ std::error_code TcpStream::set_nodelay(bool on) noexcept {
 }
 
 SocketAddress TcpStream::peer_address() const {
-  SocketAddress a;
-  if (::getpeername(fd_, a.data(), a.size_ptr()) != 0)
-    throw std::system_error(last_error(), "upcall::net::TcpStream::peer_address");
-  return a;
+  return socket_name(fd_, true, "upcall::net::TcpStream::peer_address");
 }
 
 SocketAddress TcpStream::local_address() const {
-  SocketAddress a;
-  if (::getsockname(fd_, a.data(), a.size_ptr()) != 0)
-    throw std::system_error(last_error(), "upcall::net::TcpStream::local_address");
-  return a;
+  return socket_name(fd_, false, "upcall::net::TcpStream::local_address");
 }
 
 std::error_code TcpStream::close() noexcept { return close_fd(fd_); }
 
 // ------------------------------------------------------------------------- TcpListener
 TcpListener& TcpListener::operator=(TcpListener&& o) noexcept {
-  if (this != &o) {
-    close_fd(fd_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
+  move_fd(fd_, o.fd_);
   return *this;
 }
 
@@ -315,21 +322,14 @@ TcpStream TcpListener::accept(const io::Limits& lim, SocketAddress* peer) {
 }
 
 SocketAddress TcpListener::local_address() const {
-  SocketAddress a;
-  if (::getsockname(fd_, a.data(), a.size_ptr()) != 0)
-    throw std::system_error(last_error(), "upcall::net::TcpListener::local_address");
-  return a;
+  return socket_name(fd_, false, "upcall::net::TcpListener::local_address");
 }
 
 std::error_code TcpListener::close() noexcept { return close_fd(fd_); }
 
 // ------------------------------------------------------------------------- UdpSocket
 UdpSocket& UdpSocket::operator=(UdpSocket&& o) noexcept {
-  if (this != &o) {
-    close_fd(fd_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
+  move_fd(fd_, o.fd_);
   return *this;
 }
 
@@ -401,10 +401,7 @@ std::size_t UdpSocket::recv_from(void* buf, std::size_t n, SocketAddress* from, 
 }
 
 SocketAddress UdpSocket::local_address() const {
-  SocketAddress a;
-  if (::getsockname(fd_, a.data(), a.size_ptr()) != 0)
-    throw std::system_error(last_error(), "upcall::net::UdpSocket::local_address");
-  return a;
+  return socket_name(fd_, false, "upcall::net::UdpSocket::local_address");
 }
 
 std::error_code UdpSocket::close() noexcept { return close_fd(fd_); }
