@@ -1,0 +1,111 @@
+// upcall_rocksdb_server: Google ghOSt's RocksDB experiment (the seed document) on upcall, on a
+// real embedded RocksDB. Requests (GET: a point lookup; RANGE: an iterator scan), each padded
+// with synthetic CPU work to a fixed service time, arrive as a Poisson process, wait in an
+// ingress queue, are handed by a dispatcher to one of --num_workers workers, and every stage is
+// timed from the scheduled arrival (no coordinated omission). --scheduler=threads runs each
+// worker on its own kernel thread (the kernel's scheduler, CFS/EEVDF, decides); --scheduler=
+// upcall runs them as fibers that run short requests to completion and slice long ones every
+// --slice. It prints the seed's table. With --port it serves the same requests over TCP
+// (wire.hpp) to a load generator instead (examples/loadgen --protocol rocksdb).
+//
+//   upcall_rocksdb_server --scheduler=cfs --throughput=40000 --num_workers=20 --batch=1
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <upcall/options.hpp>
+
+#include "experiment.hpp"
+#include "network.hpp"
+
+using namespace rocksdb_server;
+
+int main(int argc, char** argv) {
+  upcall::Options opts;
+  Flags f;
+  std::string error;
+  try {
+    opts.parse_args(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rocksdb-server: %s\n", e.what());
+    return 1;
+  }
+  if (!parse_flags(argc, argv, f, error)) {
+    std::fprintf(stderr, "rocksdb-server: %s\n", error.c_str());
+    return 1;
+  }
+  if (f.help) {
+    std::fputs(usage(), stdout);
+    return 0;
+  }
+  const bool upcall_mode = f.scheduler == Scheduler::upcall;
+  std::printf("rocksdb-server: scheduler=%s num_workers=%d worker_cpus=%s batch=%d "
+              "throughput=%.0f range_query_ratio=%g get_duration=%s range_duration=%s "
+              "slice=%s%s experiment_duration=%s discard_duration=%s\n",
+              upcall_mode ? "upcall" : "threads", f.num_workers,
+              f.worker_cpus.empty() ? "all" : upcall::format_cpulist(f.worker_cpus).c_str(),
+              f.batch, f.throughput, f.range_query_ratio, format_duration(f.get_ns).c_str(),
+              format_duration(f.range_ns).c_str(), format_duration(f.slice_ns).c_str(),
+              upcall_mode ? "" : " (upcall only)", format_duration(f.experiment_ns).c_str(),
+              format_duration(f.discard_ns).c_str());
+  std::fflush(stdout);
+  if (f.port > 0) block_stop_signals();  // before RocksDB starts its threads
+  auto db = Database::open(f.db_path, f.num_keys, f.value_size, error);
+  if (!db) {
+    std::fprintf(stderr, "rocksdb-server: %s\n", error.c_str());
+    return 1;
+  }
+  Spinner spinner;
+  spinner.calibrate();
+  Handler handler(*db, f, spinner);
+  if (f.port > 0) {
+    try {
+      return serve(f, handler, opts);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rocksdb-server: %s\n", e.what());
+      return 1;
+    }
+  }
+
+  std::vector<Request> reqs = make_schedule(f);
+  ScheduleSource src(reqs);
+  RunSpec spec;
+  spec.src = &src;
+  spec.deadline = f.discard_ns + f.experiment_ns + kDrainNs;
+  spec.drain_end = spec.deadline;
+  try {
+    spec.t0 = mono_ns();
+    if (upcall_mode)
+      run_upcall(f, handler, spec, opts);
+    else
+      run_threads(f, handler, spec);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rocksdb-server: %s\n", e.what());
+    return 1;
+  }
+  std::vector<const Request*> measured;
+  int64_t not_found = 0, unfinished = 0;
+  const int64_t from = f.discard_ns, to = f.discard_ns + f.experiment_ns;
+  for (const Request& r : reqs) {
+    if (r.arrival < from || r.arrival >= to) continue;
+    if (r.finished == 0) {
+      ++unfinished;
+      continue;
+    }
+    measured.push_back(&r);
+    if (r.result < 0) ++not_found;
+  }
+  print_table(measured, static_cast<double>(f.experiment_ns) / 1e9, stdout);
+  if (unfinished)
+    std::printf("warning: %lld of %lld requests of the measured interval were still queued %s "
+                "after the last arrival (overload); the table leaves them out\n",
+                static_cast<long long>(unfinished),
+                static_cast<long long>(unfinished + static_cast<int64_t>(measured.size())),
+                format_duration(kDrainNs).c_str());
+  if (not_found) {
+    std::fprintf(stderr, "rocksdb-server: %lld lookups found no key: the database is damaged\n",
+                 static_cast<long long>(not_found));
+    return 3;
+  }
+  return 0;
+}
