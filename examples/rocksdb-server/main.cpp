@@ -20,6 +20,10 @@
 
 using namespace rocksdb_server;
 
+namespace {
+bool upcall_mode_requested(const Flags& f) { return f.scheduler == Scheduler::upcall; }
+}  // namespace
+
 int main(int argc, char** argv) {
   upcall::Options opts;
   Flags f;
@@ -33,6 +37,14 @@ int main(int argc, char** argv) {
   if (!parse_flags(argc, argv, f, error)) {
     std::fprintf(stderr, "rocksdb-server: %s\n", error.c_str());
     return 1;
+  }
+  if (upcall_mode_requested(f)) {
+    try {
+      (void)upcall::resolve_config(opts);  // a bad --upcall-* flag fails here, before the fill
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rocksdb-server: %s\n", e.what());
+      return 1;
+    }
   }
   if (f.help) {
     std::fputs(usage(), stdout);
