@@ -9,7 +9,10 @@
 // (wire.hpp) to a load generator instead (examples/loadgen --protocol rocksdb).
 //
 //   upcall_rocksdb_server --scheduler=cfs --throughput=40000 --num_workers=20 --batch=1
+#include <sys/resource.h>
+
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 
@@ -21,6 +24,12 @@
 using namespace rocksdb_server;
 
 namespace {
+double process_cpu_seconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 bool upcall_mode_requested(const Flags& f) { return f.scheduler == Scheduler::upcall; }
 }  // namespace
 
@@ -85,6 +94,9 @@ int main(int argc, char** argv) {
   spec.src = &src;
   spec.deadline = f.discard_ns + f.experiment_ns + kDrainNs;
   spec.drain_end = spec.deadline;
+  double load1 = -1;
+  getloadavg(&load1, 1);
+  const double cpu0 = process_cpu_seconds();
   try {
     spec.t0 = mono_ns();
     if (upcall_mode)
@@ -95,6 +107,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rocksdb-server: %s\n", e.what());
     return 1;
   }
+  const double wall = static_cast<double>(mono_ns() - spec.t0) / 1e9;
+  const double cpu = process_cpu_seconds() - cpu0;
   std::vector<const Request*> measured;
   int64_t not_found = 0, unfinished = 0;
   const int64_t from = f.discard_ns, to = f.discard_ns + f.experiment_ns;
@@ -114,6 +128,12 @@ int main(int argc, char** argv) {
                 static_cast<long long>(unfinished),
                 static_cast<long long>(unfinished + static_cast<int64_t>(measured.size())),
                 format_duration(kDrainNs).c_str());
+  // How much CPU the run got: on a busy machine the kernel shares the CPUs with other
+  // processes, and a comparison of the two schedulers says little.
+  std::printf("cpu: this process used %.1f s of CPU in %.1f s (%.2f CPUs); load average %.1f at "
+              "the start%s\n",
+              cpu, wall, wall > 0 ? cpu / wall : 0, load1,
+              load1 > 1.5 ? " (a busy machine: other processes took CPU time)" : "");
   if (not_found) {
     std::fprintf(stderr, "rocksdb-server: %lld lookups found no key: the database is damaged\n",
                  static_cast<long long>(not_found));

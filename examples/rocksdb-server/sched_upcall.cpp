@@ -99,6 +99,15 @@ void run_upcall(const Flags& f, const Handler& h, const RunSpec& spec, upcall::O
     for (auto& w : ws) w->sem.release();
     for (auto& fb : fibers) fb.join();
   });
+  // Where the work ran: a core that never steals or parks all the time shows up here.
+  const upcall::RuntimeStats st = rt.stats();
+  std::string line = "upcall: ";
+  for (const auto& c : st.cores)
+    line += "core " + std::to_string(c.core) + ": " + std::to_string(c.switches) + " switches, " +
+            std::to_string(c.stolen_fibers) + " fibers stolen, " + std::to_string(c.parks) +
+            " parks; ";
+  line += std::to_string(st.activations.takeovers) + " takeovers";
+  std::fprintf(stderr, "%s\n", line.c_str());
 }
 
 }  // namespace rocksdb_server
