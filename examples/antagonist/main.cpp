@@ -202,17 +202,22 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       return die(e.what());
     }
+    // Core i runs on config().cpus[i]; counts are kept in --cpus order.
+    std::vector<std::size_t> slot_of_core(n, 0);
+    for (std::size_t core = 0; core < n; ++core)
+      slot_of_core[core] = static_cast<std::size_t>(
+          std::find(c.cpus.begin(), c.cpus.end(), rt->config().cpus[core]) - c.cpus.begin()) % n;
     // Priority: below every default-priority fiber of the runtime.
     const int prio = c.idle ? upcall::los::kMinPriority : -50 * (c.nice + 21);
     // kFibersPerCpu per CPU: a core steals half of another's queue, so with one fiber per core
     // a core whose only fiber is running has nothing to give and an idle core could stay idle.
     for (std::size_t i = 0; i < n * kFibersPerCpu; ++i)
       fibers.push_back(rt->spawn(
-          [&] {
+          [&, slot_of_core] {
             while (!stop.load(std::memory_order_relaxed)) {
               burn(iters);
               const int core = upcall::this_task::core();
-              if (core >= 0) counts[core].units.fetch_add(1, std::memory_order_relaxed);
+              if (core >= 0) counts[slot_of_core[core]].units.fetch_add(1, std::memory_order_relaxed);
               upcall::this_task::yield();
             }
           },

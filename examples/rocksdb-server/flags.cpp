@@ -73,10 +73,9 @@ std::string format_duration(int64_t ns) {
     std::snprintf(buf, sizeof buf, "%g%s", v, unit);
     return std::string(buf);
   };
-  if (ns % 1'000'000'000 == 0 || ns >= 10'000'000'000) return fmt(ns / 1e9, "s");
-  if (ns >= 1'000'000'000) return fmt(ns / 1e9, "s");
-  if (ns >= 1'000'000) return fmt(ns / 1e6, "ms");
-  if (ns >= 1'000) return fmt(ns / 1e3, "us");
+  if (ns >= 1'000'000'000) return fmt(static_cast<double>(ns) / 1e9, "s");
+  if (ns >= 1'000'000) return fmt(static_cast<double>(ns) / 1e6, "ms");
+  if (ns >= 1'000) return fmt(static_cast<double>(ns) / 1e3, "us");
   return fmt(static_cast<double>(ns), "ns");
 }
 
