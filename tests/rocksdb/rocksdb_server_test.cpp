@@ -72,14 +72,19 @@ TEST(RocksdbServer, RangeRequestsTakeTheirServiceTime) {
   const std::string db = db_dir("range");
   auto f = run_to_end({kBin, "--scheduler=upcall", "--rocksdb_db_path=" + db, "--num_keys=20000",
                        "--throughput=1000", "--experiment_duration=1", "--discard_duration=0",
-                       "--range_query_ratio=0.05", "--range_duration=2ms", "--num_workers=8"},
+                       "--range_query_ratio=0.05", "--range_duration=2ms", "--num_workers=8",
+                       "--get_duration=20us", "--slice", "50us"},
                       std::chrono::seconds(60));
   remove_tree(db);
   ASSERT_TRUE(f.exited_with(0)) << f.out << f.err;
   auto rows = parse_table(f.out);
   expect_sane(rows, 800, 1200);
-  // ~50 RANGE requests of 2 ms: the slowest handler took at least that.
+  EXPECT_NE(f.out.find("get_duration=20us range_duration=2ms slice=50us"), std::string::npos)
+      << f.out;
+  // ~50 RANGE requests of 2 ms: the slowest handler took at least that; the median request is
+  // a GET of 20 us.
   EXPECT_GE(rows["Worker Handle Time"].v[5], 2000);
+  EXPECT_GE(rows["Worker Handle Time"].v[1], 15);
 }
 
 TEST(RocksdbServer, ReusesItsDatabaseAndRefusesOthers) {
