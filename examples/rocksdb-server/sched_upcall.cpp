@@ -1,5 +1,6 @@
 // The `upcall` scheduler (the seed's ghOSt run): the workers are fibers of an upcall runtime
-// with one core per CPU of --worker_cpus; the dispatcher is a fiber too. The dispatcher polls:
+// with one core per CPU of --worker_cpus (idle cores poll by default); the dispatcher is a
+// fiber too. The dispatcher polls:
 // each round it hands every due request to the longest-idle worker (FIFO), then yields, so the
 // workers it woke and any handler that sliced run before it looks again. Short requests run to
 // completion; long ones yield every --slice (cooperative time slices, until the runtime has
@@ -15,6 +16,7 @@
 //  A request due while no worker is idle waits: the dispatcher yields until one pushes itself.
 //  Stop: D sets stop (release) and releases every idle worker; a worker that acquires with stop
 //  set returns.
+#include <cstdlib>
 #include <memory>
 
 #include <upcall/upcall.hpp>
@@ -55,6 +57,10 @@ void run_upcall(const Flags& f, const Handler& h, const RunSpec& spec, upcall::O
     opts.cpus = upcall::format_cpulist(f.worker_cpus);
     opts.cores = static_cast<int>(f.worker_cpus.size());
   }
+  // Idle cores poll unless told otherwise (--upcall-idle / UPCALL_IDLE): waking a parked core
+  // costs tens of microseconds on a VM, a GET costs ten. The dispatcher polls anyway, as
+  // ghOSt's agent does.
+  if (!opts.idle && !std::getenv("UPCALL_IDLE")) opts.idle = "poll";
   upcall::Runtime rt(opts);
   std::fprintf(stderr, "%s\n", rt.config().describe().c_str());
   const int nw = f.num_workers;
