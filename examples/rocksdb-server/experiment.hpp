@@ -224,6 +224,7 @@ struct RunSpec {
   int64_t deadline = INT64_MAX;   // ns since t0: stop dispatching
   int64_t drain_end = INT64_MAX;  // ns since t0: stop waiting for dispatched requests
   void (*on_done)(Request&) = nullptr;  // network: answer the request (any worker)
+  bool poll_idle = false;  // upcall: idle cores poll unless --upcall-idle/UPCALL_IDLE is given
   // Called once the workers run: in the dispatcher's thread (threads) or fiber (upcall), so
   // that fibers it spawns belong to the runtime. Network mode starts its acceptor here.
   std::function<void()> start;

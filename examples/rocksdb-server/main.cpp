@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   spec.src = &src;
   spec.deadline = f.discard_ns + f.experiment_ns + kDrainNs;
   spec.drain_end = spec.deadline;
+  spec.poll_idle = true;
   double load1 = -1;
   getloadavg(&load1, 1);
   const double cpu0 = process_cpu_seconds();

@@ -60,7 +60,8 @@ void run_upcall(const Flags& f, const Handler& h, const RunSpec& spec, upcall::O
   // Idle cores poll unless told otherwise (--upcall-idle / UPCALL_IDLE): waking a parked core
   // costs tens of microseconds on a VM, a GET costs ten. The dispatcher polls anyway, as
   // ghOSt's agent does.
-  if (!opts.idle && !std::getenv("UPCALL_IDLE")) opts.idle = "poll";
+  // (In-process runs only: a network server waits for clients at no cost.)
+  if (spec.poll_idle && !opts.idle && !std::getenv("UPCALL_IDLE")) opts.idle = "poll";
   upcall::Runtime rt(opts);
   std::fprintf(stderr, "%s\n", rt.config().describe().c_str());
   const int nw = f.num_workers;
