@@ -39,7 +39,16 @@ echo "$upcall_out"
 p99() { awk '$1 == "Total" && NF == 9 { print $6 }' <<<"$1"; }
 t=$(p99 "$threads_out"); u=$(p99 "$upcall_out")
 if [[ -n $t && -n $u ]]; then
-  awk -v t="$t" -v u="$u" 'BEGIN { printf "Total p99: threads %d us, upcall %d us: upcall is %.1fx lower\n", t, u, (u > 0 ? t / u : t) }'
+  awk -v t="$t" -v u="$u" 'BEGIN {
+    if (u > 0 && t >= u) r = sprintf("upcall is %.1fx lower", t / u)
+    else if (u > 0) r = sprintf("upcall is %.1fx HIGHER", u / (t > 0 ? t : 1))
+    else r = "upcall below 1 us"
+    printf "Total p99: threads %d us, upcall %d us: %s\n", t, u, r }'
+fi
+load=$(cut -d" " -f1 /proc/loadavg)
+if awk -v l="$load" 'BEGIN { exit !(l > 1.5) }'; then
+  echo "(load average $load: other processes share these CPUs, and the kernel gives the 21 threads of"
+  echo " 'threads' more of them than upcall's two core threads; compare on a quiet machine)"
 fi
 echo
 echo "== 2. The blocking demo: 1 in 100 requests calls a read(2) nobody wrapped, answered after 20 ms"
