@@ -24,6 +24,8 @@
 using namespace rocksdb_server;
 
 namespace {
+constexpr double kMaxRequests = 30e6;
+
 double process_cpu_seconds() {
   rusage u;
   getrusage(RUSAGE_SELF, &u);
@@ -58,6 +60,15 @@ int main(int argc, char** argv) {
   if (f.help) {
     std::fputs(usage(), stdout);
     return 0;
+  }
+  // The whole schedule is made up front (about 80 bytes a request): refuse what cannot fit.
+  const double expected =
+      f.throughput * static_cast<double>(f.discard_ns + f.experiment_ns) / 1e9;
+  if (f.port <= 0 && expected > kMaxRequests) {
+    std::fprintf(stderr, "rocksdb-server: --throughput x (--discard_duration + "
+                 "--experiment_duration) is %.0f requests, more than %.0f: lower one of them\n",
+                 expected, kMaxRequests);
+    return 1;
   }
   const bool upcall_mode = f.scheduler == Scheduler::upcall;
   std::printf("rocksdb-server: scheduler=%s num_workers=%d worker_cpus=%s batch=%d "

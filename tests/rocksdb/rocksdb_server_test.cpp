@@ -119,6 +119,7 @@ TEST(RocksdbServer, BadFlagsGiveOneLineErrors) {
       {"--worker_cpus=0-9999"},     {"--batch=0"},        {"--range_query_ratio=1.5"},
       {"--experiment_duration=0"},  {"--slice=10ns"},     {"--bogus=1"},
       {"--num_workers"},            {"positional"},       {"--upcall-cores=99"},
+      {"--throughput=10M", "--experiment_duration=3600"},
   };
   for (const auto& extra : bad) {
     std::vector<std::string> args = {kBin, "--rocksdb_db_path=/nonexistent/never"};
