@@ -68,6 +68,7 @@ std::unique_ptr<Protocol> make_protocol(const ProtocolConfig& config, std::strin
     }
     return std::make_unique<EchoProtocol>(config.size);
   }
+  if (config.name.rfind("rocksdb", 0) == 0) return make_rocksdb_protocol(config, error);
   error = "unknown --protocol '" + config.name + "' (known: echo)";
   return nullptr;
 }

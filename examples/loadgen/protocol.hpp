@@ -52,5 +52,6 @@ struct ProtocolConfig {
 
 // The protocol called config.name, or nullptr with `error` set to a one-line reason.
 std::unique_ptr<Protocol> make_protocol(const ProtocolConfig& config, std::string& error);
+std::unique_ptr<Protocol> make_rocksdb_protocol(const ProtocolConfig& config, std::string& error);
 
 }  // namespace loadgen
