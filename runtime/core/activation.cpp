@@ -130,6 +130,9 @@ void RuntimeImpl::run_active(Activation* a) {
     if (c->holder_acquire() != a) return;
     if (Fiber* f = find_work(c)) {
       stop_spinning(c);
+      // The first fiber after a grant (runtime/cores): grant decision -> running.
+      if (__builtin_expect(c->grant_ns.load(std::memory_order_relaxed) != 0, 0))
+        note_grant_outcome(c, true);
       c->busy.store(true, std::memory_order_relaxed);
       if (a->takeover_ns) {
         // First fiber after a takeover: the upcall latency (block -> a fiber running again).
