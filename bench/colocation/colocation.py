@@ -148,7 +148,9 @@ def server_argv(a, mode, port):
 def measure(a, mode, rate, with_antagonist, log):
     """One run. The antagonist runs (and the server's CPU time is taken) exactly over the load
     generator's measured interval: it starts when the 1 s warm-up ends and lasts --duration."""
-    port = a.port
+    # A fresh port per run: a server's listening port may linger (TIME_WAIT, a slow exit).
+    measure.runs = getattr(measure, "runs", 0) + 1
+    port = a.port + measure.runs
     argv, env = server_argv(a, mode, port)
     with Server(argv, env, port, log) as s:
         time.sleep(0.3)
@@ -181,7 +183,7 @@ def plot(out_dir, rows, modes):
     p99 = ", ".join(f"'{data}' u 1:{i + 2} w lp t '{m}'" for i, m in enumerate(modes))
     ant = ", ".join(f"'{data}' u 1:{n + i + 2} w lp t '{m}'" for i, m in enumerate(modes))
     ant += f", '{data}' u 1:{2 * n + 2} w l dt 2 t 'its share x solo'"
-    script = f"""set terminal pngcairo size 1100,450
+    script = f"""set terminal pngcairo size 1100,450 noenhanced
 set output '{os.path.join(out_dir, "colocation.png")}'
 set multiplot layout 1,2 title 'co-location: server next to a SCHED_IDLE antagonist'
 set xlabel 'offered load (req/s)'
@@ -209,7 +211,7 @@ def main():
     p.add_argument("--duration", type=float, default=10, help="measured seconds per run")
     p.add_argument("--conns", type=int, default=50)
     p.add_argument("--cpus", default=None, help="server and antagonist CPUs (default: all)")
-    p.add_argument("--port", type=int, default=23100)
+    p.add_argument("--port", type=int, default=23100, help="first port; each run takes the next")
     p.add_argument("--congestion-us", type=int, default=5)
     p.add_argument("--modes", default="park,poll,kernel")
     p.add_argument("--server", default=None,

@@ -142,10 +142,10 @@ TEST_P(IdleModes, IdleCoresReleaseAndComeBack) {
   for (auto& h : hs) h.join();
   for (int i = 0; i < kFibers; ++i) ASSERT_EQ(runs[i].load(), 1) << "fiber " << i;
   const RuntimeStats after = rt.stats();
-  std::uint64_t grants = 0, wakes = 0;
-  for (const auto& c : after.cores) wakes += c.wakeups_sent;
-  grants = after.core_alloc.grants;
-  EXPECT_GE(grants + wakes, 1u) << "released cores never came back (n=" << n << ")";
+  // Every core had released its CPU; the fibers ran, so some released core came back.
+  std::uint64_t switched = 0;
+  for (int i = 0; i < n; ++i) switched += after.cores[i].switches - before.cores[i].switches;
+  EXPECT_GE(switched, static_cast<std::uint64_t>(kFibers)) << "released cores never came back";
   if (mode == "poll") {
     EXPECT_GE(after.core_alloc.grants, 1u) << "a SCHED_IDLE poller took work: a grant";
     EXPECT_GE(after.core_alloc.grant.count, 1u);
