@@ -152,8 +152,9 @@ struct alignas(64) Core {
   // The core has given its CPU back: parked in the kernel, or polling at SCHED_IDLE. Written
   // by the holder (relaxed), read by stats.
   std::atomic<bool> released{false};
-  CongestionSnapshot cong;
-  CoreAllocCounters alloc;
+  // Written by checkers on any thread: a line of its own, away from the holder's counters.
+  alignas(64) CongestionSnapshot cong;
+  alignas(64) CoreAllocCounters alloc;
 
   CoreCounters counters;
   ActivationCounters act;

@@ -26,6 +26,7 @@
 namespace upcall::rt {
 
 struct IoRuntime;  // runtime/io/reactor.hpp
+std::int64_t now_ns() noexcept;  // CLOCK_MONOTONIC (platform.cpp)
 
 // Tuning constants (bench/RESULTS.md names the benchmark that chose each).
 inline constexpr std::uint32_t kFairnessTick = 61;  // as Go: poll globals every 61st decision
@@ -99,11 +100,12 @@ class RuntimeImpl final : public KernelEventSink {
   // queues with the previous check and grants a parked core per congested one. `backstop`:
   // called by the backstop thread (counted apart).
   void congestion_check(std::int64_t now, bool backstop);
-  // Holder at a scheduling pass: runs the check when it is due and a grant is possible.
-  void maybe_check_congestion(std::int64_t now) {
-    if (congestion_ns != 0 && n_idle.load(std::memory_order_relaxed) != 0 &&
-        now >= next_check_ns.load(std::memory_order_relaxed))
-      congestion_check(now, false);
+  // Holder at a scheduling pass: runs the check when it is due and a grant is possible. The
+  // clock is read only then (no parked core, or grants off: two loads and no clock).
+  void maybe_check_congestion() {
+    if (congestion_ns == 0 || n_idle.load(std::memory_order_relaxed) == 0) return;
+    const std::int64_t now = now_ns();
+    if (now >= next_check_ns.load(std::memory_order_relaxed)) congestion_check(now, false);
   }
   // Any thread: wakes one parked core; `stamp`: a grant (counted, its latency recorded), else
   // a plain wake (the budget's min_cores). False when no core is parked.

@@ -92,7 +92,7 @@ Fiber* RuntimeImpl::next_local_prio(Core* c) {
       drain_core(c);  // out of the budget (runtime/cores): its fibers go to the other cores
       return nullptr;
     }
-    maybe_check_congestion(now_ns());
+    maybe_check_congestion();
     if (c->reactor) io_poll(c);  // batched submission and completions (runtime/io)
     if (!c->timers.empty()) expire_timers(c, now_ns());
     if (Fiber* f = take_injected(this, c)) push_local(c, f);
@@ -145,7 +145,7 @@ Fiber* RuntimeImpl::next_local_slow(Core* c) {
     // Timers and I/O get their turn even while the policy always has a task.
     if ((++c->tick % kFairnessTick) == 0) {
       if (!c->enabled.load(std::memory_order_relaxed)) return nullptr;  // out of the budget
-      maybe_check_congestion(now_ns());
+      maybe_check_congestion();
       if (c->reactor) io_poll(c);
       if (!c->timers.empty()) expire_timers(c, now_ns());
     }
@@ -160,7 +160,7 @@ Fiber* RuntimeImpl::next_local_slow(Core* c) {
     drain_core(c);  // out of the budget (runtime/cores): its fibers go to the other cores
     return nullptr;
   }
-  maybe_check_congestion(now_ns());
+  maybe_check_congestion();
   if (c->reactor) io_poll(c);  // batched submission and completions (runtime/io)
   if (!c->timers.empty()) expire_timers(c, now_ns());
   if (Fiber* f = take_injected(this, c)) {
@@ -186,7 +186,7 @@ Fiber* RuntimeImpl::find_work(Core* c) {
     if (!policy) drain_core(c);
     return nullptr;
   }
-  maybe_check_congestion(now_ns());
+  maybe_check_congestion();
   if (c->reactor) io_poll(c);  // submit what fibers prepared, dispatch completions
   if (Fiber* f = next_local(c)) return f;
   if (!c->timers.empty() && c->timers.next_deadline() <= now_ns()) {
@@ -348,8 +348,8 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
       }
       if (iter % 16 == 0) {
         if (!c->enabled.load(std::memory_order_relaxed)) return disabled_wait(a, c);
+        maybe_check_congestion();
         const std::int64_t now = now_ns();
-        maybe_check_congestion(now);
         if (!poll_forever) {
           if (now >= spin_until) break;
         } else if (!c->released.load(std::memory_order_relaxed) && poll_can_lower &&
