@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/colocation/run.sh: the co-location experiment (README "Core reallocation"): a server
 # under the load generator at several offered loads, next to a SCHED_IDLE antagonist, with the
-# upcall server in park mode (congestion grants), in always-spinning poll mode, and as plain
-# kernel threads; prints a table and writes results.csv + colocation.png (gnuplot-nox).
+# upcall server in park mode (congestion grants), always spinning, in SCHED_IDLE poll mode, and
+# as plain kernel threads; prints a table and writes results.csv + colocation.png (gnuplot-nox).
+# Start it from one session (not through setsid): with autogroups, SCHED_IDLE only ranks a
+# thread within its session (see colocation.py).
 #
 #   bash bench/colocation/run.sh [BUILD_DIR] [options of colocation.py]
 #
