@@ -24,7 +24,7 @@ by = {}
 for r in runs:
     if r.get("run_type") != "iteration":
         continue
-    by.setdefault(r["run_name"], []).append(r)
+    by.setdefault(r["run_name"].split("/")[0], []).append(r)
 def med(name, key):
     vals = [r[key] for r in by.get(name, []) if key in r]
     return statistics.median(vals) if vals else float("nan")
