@@ -103,8 +103,12 @@ void RuntimeImpl::thread_main(Activation* a) {
     } else if (a->role == Role::standby) {
       run_standby(a);
     } else {
-      // Holds nothing (a spare, back from upcall::blocking, or a returning thread).
+      // Holds nothing (a spare, back from upcall::blocking, or a returning thread). A poll-mode
+      // promotion still pending (runtime/cores) belonged to the core it lost: a later claim as
+      // standby must run the full finish_takeover.
       a->role = Role::spare;
+      a->pending_promotion = false;
+      a->promote_only = false;
       if (become_standby(a)) continue;
       if (!wait_as_spare(a)) break;
     }
