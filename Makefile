@@ -13,8 +13,9 @@ DEPS := cmake ninja-build g++ pkg-config libboost-context-dev libboost-fiber-dev
         libgtest-dev googletest libbenchmark-dev liburing-dev libbpf-dev bpftool clang llvm \
         libelf-dev zlib1g-dev
 DEPS += librocksdb-dev
-# Only for `make bench`: the Asio and Go peers of the echo benchmark (bench/echo).
-BENCH_DEPS := libasio-dev golang-go
+# Only for `make bench`: the Asio and Go peers of the echo benchmark (bench/echo); gnuplot and
+# memcached (the kernel-thread peer) for bench/colocation.
+BENCH_DEPS := libasio-dev golang-go gnuplot-nox memcached
 
 .PHONY: all deps bench-deps build test test-long test-sanitizers demo bench install clean
 

@@ -19,7 +19,22 @@ class Policy;
 // What an idle core does before it gives its CPU back to the machine.
 enum class IdleMode {
   park,  // spin for spin_us, then sleep in the kernel until woken
-  poll,  // never sleep: keep polling for work (lowest wake-up latency, burns the CPU)
+  poll,  // never sleep: keep polling for work, after a few microseconds at SCHED_IDLE so any
+         // other process gets the CPU at once (a grant then costs no kernel wake-up)
+};
+
+// Which cores a runtime may use (README "Core reallocation"). A runtime owns the cores it was
+// started with (Options::cores / cpus); its budget chooses, at any time, which of them may run
+// fibers and how many stay awake. Runtime::set_core_budget changes it while running.
+struct UPCALL_API CoreBudget {
+  // Cores that never give their CPU back: when idle they poll instead of parking. 0..max.
+  int min_cores = 0;
+  // Cores that may run fibers: the first max_cores of the runtime's cores whose CPU is in
+  // `cpus`. 0 means all of them.
+  int max_cores = 0;
+  // cpulist ("0-3,6") restricting the runtime's cores to those CPUs; empty means all of the
+  // runtime's CPUs. Must name at least one CPU the runtime started with.
+  std::string cpus;
 };
 
 // Requested settings. Unset fields are filled from command-line flags, then from the
@@ -32,6 +47,13 @@ struct UPCALL_API Options {
   std::optional<std::string> idle;         // UPCALL_IDLE / --upcall-idle: park|poll|spin:<us>
   std::optional<std::string> activations;  // UPCALL_ACTIVATIONS: bpf|fallback|off (default bpf)
   std::optional<std::string> io;           // UPCALL_IO: uring|epoll
+  // UPCALL_CONGESTION_US / --upcall-congestion-us: the congestion interval in microseconds
+  // (README "Core reallocation"). A core whose ready fiber or I/O completion has waited longer
+  // than this gets a parked core granted. 0 turns congestion grants off: then every new ready
+  // fiber wakes a parked core at once when no core is searching (the Go rule). Default 5.
+  std::optional<unsigned> congestion_us;
+  // The core budget at start (min/max cores, CPU set); unset: every core, none reserved.
+  std::optional<CoreBudget> budget;
   // Scheduling policy; nullptr selects the built-in per-core FIFO + work stealing policy.
   std::shared_ptr<Policy> policy;
   // Quiet: do not print the one-line configuration banner to stderr at start.
@@ -54,13 +76,15 @@ struct UPCALL_API EffectiveConfig {
   std::size_t stack_size = 0;   // usable bytes per fiber stack (guard page not included)
   IdleMode idle = IdleMode::park;
   unsigned spin_us = 0;         // spin budget before parking (park mode)
+  unsigned congestion_us = 0;   // congestion interval; 0: congestion grants off
   std::string activations;      // effective activation backend: "bpf", "fallback" or "off"
   std::string io;               // effective I/O backend: "none" until the reactor exists
   std::string policy;           // "fifo" or the custom policy's name()
   std::string guard;            // "madvise" (MADV_GUARD_INSTALL) or "mprotect"
 
   // One line: "upcall: cores=2 cpus=0-1 stack=64KiB idle=spin:50us activations=off io=none
-  // policy=fifo guard=madvise". Every example prints it first.
+  // policy=fifo guard=madvise congestion=5us" (congestion only when on). Every example prints
+  // it first.
   std::string describe() const;
 };
 

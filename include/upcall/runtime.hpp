@@ -60,6 +60,16 @@ class UPCALL_API Runtime {
   // unless Options::kernel_events or the policy consumes the stream, and bpf is the backend).
   std::vector<KernelEvent> recent_kernel_events() const;
 
+  // The core budget (README "Core reallocation"): which of this runtime's cores may run fibers
+  // (max_cores, cpus) and how many never give their CPU back (min_cores). Callable from any
+  // thread, fibers included, while the runtime runs. Returns once the new budget is in force
+  // for new decisions: a removed core stops at its next scheduling pass (its ready fibers move
+  // to the other cores; a fiber that never enters the runtime keeps it until it does). Throws
+  // std::invalid_argument (message names the field) for a budget this runtime cannot have,
+  // e.g. a CPU it was not started on; the budget is then unchanged.
+  void set_core_budget(const CoreBudget& budget);
+  CoreBudget core_budget() const;
+
   rt::RuntimeImpl* impl() const { return impl_.get(); }
 
  private:

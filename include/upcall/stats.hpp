@@ -20,6 +20,10 @@ struct CoreStats {
   std::uint64_t blocking_handoffs = 0;  // upcall::blocking calls that handed the core to a spare
   std::uint64_t spares_created = 0;     // kernel threads created for this core beyond the first
   std::uint64_t timers_fired = 0;
+  bool enabled = true;        // in the core budget now (Runtime::set_core_budget)
+  bool released = false;      // has given its CPU back now (parked, or polling at SCHED_IDLE)
+  std::uint64_t grants = 0;   // times this core was granted back (README "Core reallocation")
+  std::uint64_t releases = 0; // times it gave its CPU back
 };
 
 // A latency distribution (nanoseconds; percentiles are bucket upper bounds, within 25%).
@@ -28,6 +32,26 @@ struct LatencySummary {
   std::uint64_t p50 = 0;
   std::uint64_t p99 = 0;
   std::uint64_t max = 0;
+  std::uint64_t p90 = 0;
+  std::uint64_t p999 = 0;
+};
+
+// Core reallocation (README "Core reallocation", runtime/DESIGN.md section 15).
+struct CoreAllocStats {
+  unsigned congestion_us = 0;        // the congestion interval; 0: grants off
+  int min_cores = 0;                 // the budget now
+  int max_cores = 0;
+  std::string cpus;                  // cpulist of the cores the budget allows
+  int enabled_cores = 0;             // cores in the budget
+  std::uint64_t checks = 0;          // congestion checks run (by cores and the backstop)
+  std::uint64_t backstop_checks = 0; // of `checks`: run by the backstop timer thread
+  std::uint64_t congested = 0;       // cores (or the injection queue) found congested
+  std::uint64_t grants = 0;          // cores granted back (a parked core woken, a SCHED_IDLE
+                                     // poller that took work)
+  std::uint64_t grants_idle = 0;     // of `grants`: the core found no work (congestion cleared)
+  std::uint64_t releases = 0;        // cores that gave their CPU back (parked / SCHED_IDLE)
+  std::uint64_t budget_changes = 0;  // successful Runtime::set_core_budget calls
+  LatencySummary grant;              // grant decision -> a fiber running on the granted core
 };
 
 // Scheduler activations: "who blocked my worker and for how long".
@@ -73,6 +97,7 @@ struct RuntimeStats {
   std::uint64_t threads = 0;          // kernel threads the runtime owns now
   ActivationStats activations;
   KernelEventStats kernel_events;
+  CoreAllocStats core_alloc;
 };
 
 }  // namespace upcall

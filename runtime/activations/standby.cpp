@@ -144,6 +144,10 @@ void finish_takeover(Activation* a) noexcept {
   RuntimeImpl* rt = a->rt;
   const int rc = set_sched_idle(a, false);
   if (rc < 0) rt->promotion_failures.fetch_add(1, std::memory_order_relaxed);
+  if (a->promote_only) {  // a poll-mode core back from SCHED_IDLE (runtime/cores): no takeover
+    a->promote_only = false;
+    return;
+  }
   // Appoint the next standby from the spares; the manager creates one if there is none
   // (never a thread creation on this path).
   Activation* p = nullptr;

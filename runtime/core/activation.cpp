@@ -103,8 +103,12 @@ void RuntimeImpl::thread_main(Activation* a) {
     } else if (a->role == Role::standby) {
       run_standby(a);
     } else {
-      // Holds nothing (a spare, back from upcall::blocking, or a returning thread).
+      // Holds nothing (a spare, back from upcall::blocking, or a returning thread). A poll-mode
+      // promotion still pending (runtime/cores) belonged to the core it lost: a later claim as
+      // standby must run the full finish_takeover.
       a->role = Role::spare;
+      a->pending_promotion = false;
+      a->promote_only = false;
       if (become_standby(a)) continue;
       if (!wait_as_spare(a)) break;
     }
@@ -130,6 +134,9 @@ void RuntimeImpl::run_active(Activation* a) {
     if (c->holder_acquire() != a) return;
     if (Fiber* f = find_work(c)) {
       stop_spinning(c);
+      // The first fiber after a grant (runtime/cores): grant decision -> running.
+      if (__builtin_expect(c->grant_ns.load(std::memory_order_relaxed) != 0, 0))
+        note_grant_outcome(c, true);
       c->busy.store(true, std::memory_order_relaxed);
       if (a->takeover_ns) {
         // First fiber after a takeover: the upcall latency (block -> a fiber running again).

@@ -90,6 +90,10 @@ RuntimeStats Runtime::stats() const {
     cs.blocking_handoffs = ld(c->counters.blocking_handoffs);
     cs.spares_created = ld(c->counters.spares_created);
     cs.timers_fired = ld(c->counters.timers_fired);
+    cs.enabled = c->enabled.load(std::memory_order_relaxed);
+    cs.released = c->released.load(std::memory_order_relaxed);
+    cs.grants = ld(c->alloc.grants);
+    cs.releases = ld(c->alloc.releases);
     s.cores.push_back(cs);
   }
   s.fibers_spawned = impl_->fibers_spawned();
@@ -118,12 +122,36 @@ RuntimeStats Runtime::stats() const {
     l.p50 = h.percentile(50);
     l.p99 = h.percentile(99);
     l.max = h.max();
+    l.p90 = h.percentile(90);
+    l.p999 = h.percentile(99.9);
     return l;
   };
   a.detect = summary(impl_->hist_detect);
   a.upcall = summary(impl_->hist_upcall);
   a.block = summary(impl_->hist_block);
   a.resume = summary(impl_->hist_resume);
+  CoreAllocStats& ca = s.core_alloc;
+  ca.congestion_us = impl_->cfg.congestion_us;
+  {
+    const CoreBudget b = impl_->core_budget();
+    ca.min_cores = b.min_cores;
+    ca.max_cores = b.max_cores;
+  }
+  std::vector<int> enabled_cpus;
+  for (const auto& c : impl_->cores) {
+    if (c->enabled.load(std::memory_order_relaxed)) enabled_cpus.push_back(c->cpu);
+    ca.grants += ld(c->alloc.grants);
+    ca.grants_idle += ld(c->alloc.grants_idle);
+    ca.releases += ld(c->alloc.releases);
+    ca.congested += ld(c->alloc.congested);
+  }
+  ca.cpus = format_cpulist(enabled_cpus);
+  ca.enabled_cores = static_cast<int>(enabled_cpus.size());
+  ca.congested += ld(impl_->cong_inject);
+  ca.checks = ld(impl_->cong_checks);
+  ca.backstop_checks = ld(impl_->cong_backstop);
+  ca.budget_changes = ld(impl_->budget_changes);
+  ca.grant = summary(impl_->hist_grant);
   s.kernel_events.consumed = impl_->kevents_on;
   impl_->kevents.fill(&s.kernel_events);
   return s;

@@ -25,6 +25,10 @@ constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;
 // Default idle mode: spin 50 us before parking. Waking a parked core costs 12-30 us on this
 // machine kind (DESIGN.md), so short gaps are cheaper spun through (BM_Wake_ParkedCore).
 constexpr unsigned kDefaultSpinUs = 50;
+// Default congestion interval (README "Core reallocation"): Shenango's 5 us. A ready fiber
+// that waited longer than this on a busy core gets a parked core granted.
+constexpr unsigned kDefaultCongestionUs = 5;
+constexpr long long kMaxCongestionUs = 1'000'000;
 
 const char* env(const char* name) {
   const char* v = std::getenv(name);
@@ -124,7 +128,8 @@ std::string format_cpulist(const std::vector<int>& cpus) {
 }
 
 Options& Options::parse_args(int& argc, char** argv) {
-  static const char* const kNames[] = {"cores", "cpus", "stack-size", "idle", "activations", "io"};
+  static const char* const kNames[] = {"cores",       "cpus", "stack-size",     "idle",
+                                       "activations", "io",   "congestion-us"};
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
@@ -147,7 +152,7 @@ Options& Options::parse_args(int& argc, char** argv) {
     if (!known)
       bad("--upcall-" + name,
           "unknown flag (known: --upcall-cores, --upcall-cpus, --upcall-stack-size, "
-          "--upcall-idle, --upcall-activations, --upcall-io)");
+          "--upcall-idle, --upcall-activations, --upcall-io, --upcall-congestion-us)");
     // Runtime options set in code win over flags: only fill what is unset.
     if (name == "cores" && !cores) {
       const long long n = parse_int("--upcall-cores", value);
@@ -170,6 +175,12 @@ Options& Options::parse_args(int& argc, char** argv) {
     }
     if (name == "activations" && !activations) activations = value;
     if (name == "io" && !io) io = value;
+    if (name == "congestion-us" && !congestion_us) {
+      const long long us = parse_int("--upcall-congestion-us", value);
+      if (us < 0 || us > kMaxCongestionUs)
+        bad("--upcall-congestion-us=" + value, "must be 0..1000000 (microseconds; 0 = off)");
+      congestion_us = static_cast<unsigned>(us);
+    }
   }
   argc = out;
   argv[argc] = nullptr;
@@ -270,6 +281,19 @@ EffectiveConfig resolve_config(const Options& o) {
     c.io = v ? *v : "uring";
     if (c.io != "uring" && c.io != "epoll") bad("UPCALL_IO=" + c.io, "expected uring|epoll");
   }
+  // Congestion interval (runtime/cores).
+  c.congestion_us = kDefaultCongestionUs;
+  if (o.congestion_us) {
+    if (*o.congestion_us > kMaxCongestionUs)
+      bad("Options::congestion_us=" + std::to_string(*o.congestion_us),
+          "must be 0..1000000 (microseconds; 0 = off)");
+    c.congestion_us = *o.congestion_us;
+  } else if (const char* e = env("UPCALL_CONGESTION_US")) {
+    const long long us = parse_int("UPCALL_CONGESTION_US", e);
+    if (us < 0 || us > kMaxCongestionUs)
+      bad(std::string("UPCALL_CONGESTION_US=") + e, "must be 0..1000000 (microseconds; 0 = off)");
+    c.congestion_us = static_cast<unsigned>(us);
+  }
   c.policy = "fifo";
   return c;
 }
@@ -284,6 +308,7 @@ std::string EffectiveConfig::describe() const {
   else
     s += "spin:" + std::to_string(spin_us) + "us";
   s += " activations=" + activations + " io=" + io + " policy=" + policy + " guard=" + guard;
+  if (congestion_us) s += " congestion=" + std::to_string(congestion_us) + "us";
   return s;
 }
 

@@ -50,6 +50,26 @@ struct ActivationCounters {
   std::atomic<std::uint64_t> blocks_d{0};        // of blocks: uninterruptible (D) sleeps
 };
 
+// Core reallocation (runtime/cores, DESIGN.md "Core reallocation"): per-core counters. `grants`,
+// `grants_idle` and `congested` are written by whichever thread grants / checks (relaxed RMW,
+// never on a fast path); `releases` by the holder (load + store). Read by anyone.
+struct CoreAllocCounters {
+  std::atomic<std::uint64_t> grants{0};       // this core was granted (taken back from the machine)
+  std::atomic<std::uint64_t> grants_idle{0};  // ...and found no work (the congestion had cleared)
+  std::atomic<std::uint64_t> releases{0};     // this core gave its CPU back (park, SCHED_IDLE poll)
+  std::atomic<std::uint64_t> congested{0};    // congestion checks that found this core congested
+};
+
+// What the last congestion check saw of a core (runtime/cores/congestion.cpp). Written and read
+// by checkers only (relaxed exchanges: two overlapping checks at worst see a shorter interval
+// once, which can only cost one grant too many).
+struct CongestionSnapshot {
+  std::atomic<std::uint32_t> rq_tail{0};     // run-queue tail at the last check
+  std::atomic<Fiber*> lifo{nullptr};         // LIFO slot at the last check
+  std::atomic<std::uint32_t> prio{0};        // priority-queue size at the last check
+  std::atomic<std::uint32_t> cq_tail{0};     // io_uring completion tail at the last check
+};
+
 struct alignas(64) Core {
   // --- Fixed at start.
   int index = 0;
@@ -120,6 +140,22 @@ struct alignas(64) Core {
   std::mutex spare_mu;               // guards spares
   std::vector<Activation*> spares;   // parked activations of this core, ready to take it over
 
+  // --- Core reallocation (runtime/cores).
+  // In the core budget. Written by set_core_budget under RuntimeImpl::idle_mu (seq_cst: the
+  // Dekker pairing with the disabled wait's store of park_word = kParkDisabled), read by the
+  // holder at its loop passes, every kFairnessTick-th decision and when a yield finds nothing.
+  std::atomic<bool> enabled{true};
+  // When a checker decided to grant this parked core (CLOCK_MONOTONIC ns), 0 if none. Stored
+  // by the granter before its release store of park_word = 0; exchanged to 0 by the holder when
+  // the first fiber runs (grant latency) or when it goes idle again (a wasted grant).
+  std::atomic<std::int64_t> grant_ns{0};
+  // The core has given its CPU back: parked in the kernel, or polling at SCHED_IDLE. Written
+  // by the holder (relaxed), read by stats.
+  std::atomic<bool> released{false};
+  // Written by checkers on any thread: a line of its own, away from the holder's counters.
+  alignas(64) CongestionSnapshot cong;
+  alignas(64) CoreAllocCounters alloc;
+
   CoreCounters counters;
   ActivationCounters act;
   // Bumped by the holder at every runtime entry (relaxed), read by the fallback watchdog.
@@ -177,6 +213,9 @@ struct Activation {
   // standby at the first runtime entry (owner-only once active).
   bool pending_promotion = false;
   std::int64_t takeover_ns = 0;    // when this thread claimed its core (owner-only)
+  // With pending_promotion: only return to SCHED_OTHER (a poll-mode core that ran dry at
+  // SCHED_IDLE and found work, runtime/cores), no standby to appoint. Owner-only.
+  bool promote_only = false;
   // Set by the standby that took this thread's core (before its CAS, read by this thread after
   // it observed the loss, which the CAS orders): when the block started (CLOCK_MONOTONIC ns).
   std::atomic<std::int64_t> blocked_since_ns{0};

@@ -63,6 +63,19 @@ RuntimeImpl::RuntimeImpl(const Options& opts) {
   }
   select_activation_backend();
   choose_kernel_events(opts.kernel_events);
+  // Core reallocation (runtime/cores): the interval, the budget, poll mode's SCHED_IDLE.
+  congestion_ns = static_cast<std::int64_t>(cfg.congestion_us) * 1000;
+  eager_wake = congestion_ns == 0;
+  n_enabled = cfg.cores;
+  set_core_budget(opts.budget ? *opts.budget : CoreBudget{}, /*starting=*/true);
+  if (cfg.idle == IdleMode::poll) {
+    std::string why;
+    poll_can_lower = can_leave_sched_idle(&why);
+    if (!poll_can_lower)
+      announce_once("poll-no-sched-idle",
+                    "upcall: idle=poll polls at normal priority: a poller could not leave "
+                    "SCHED_IDLE again (" + why + "; needs CAP_SYS_NICE or a raised RLIMIT_NICE)");
+  }
   io_runtime_start(this);  // per-core reactors before any thread runs a core
   try {
     for (auto& c : cores) {
@@ -81,6 +94,7 @@ RuntimeImpl::RuntimeImpl(const Options& opts) {
       start_thread(new_activation(c.get()));  // one spare per core (role spare)
     }
     if (activations_on) manager = std::thread([this] { manager_main(); });
+    if (congestion_ns != 0 && cores.size() > 1) ticker = std::thread([this] { ticker_main(); });
   } catch (...) {
     shutdown();
     throw;
@@ -160,6 +174,9 @@ void RuntimeImpl::shutdown() {
   }
   poke_manager();
   if (manager.joinable()) manager.join();
+  ticker_word.store(1, std::memory_order_release);
+  futex_wake(&ticker_word, 1);
+  if (ticker.joinable()) ticker.join();
   {
     std::lock_guard<std::mutex> lock(threads_mu);
     for (auto& a : activations) {

@@ -26,6 +26,7 @@
 namespace upcall::rt {
 
 struct IoRuntime;  // runtime/io/reactor.hpp
+std::int64_t now_ns() noexcept;  // CLOCK_MONOTONIC (platform.cpp)
 
 // Tuning constants (bench/RESULTS.md names the benchmark that chose each).
 inline constexpr std::uint32_t kFairnessTick = 61;  // as Go: poll globals every 61st decision
@@ -93,6 +94,34 @@ class RuntimeImpl final : public KernelEventSink {
   // The core found work: give back its spinning token (and wake a helper if more is visible).
   void stop_spinning(Core* c);
   void expire_timers(Core* c, std::int64_t now_ns);
+
+  // --- Core reallocation (runtime/cores/, DESIGN.md section 15).
+  // Any thread: at most once per congestion interval (runtime-wide), compares every core's
+  // queues with the previous check and grants a parked core per congested one. `backstop`:
+  // called by the backstop thread (counted apart).
+  void congestion_check(std::int64_t now, bool backstop);
+  // Holder at a scheduling pass: runs the check when it is due and a grant is possible. The
+  // clock is read only then (no parked core, or grants off: two loads and no clock).
+  void maybe_check_congestion() {
+    if (congestion_ns == 0 || n_idle.load(std::memory_order_relaxed) == 0) return;
+    const std::int64_t now = now_ns();
+    if (now >= next_check_ns.load(std::memory_order_relaxed)) congestion_check(now, false);
+  }
+  // Any thread: wakes one parked core; `stamp`: a grant (counted, its latency recorded), else
+  // a plain wake (the budget's min_cores). False when no core is parked.
+  bool grant_core(bool stamp = true);
+  // Holder: the first fiber after a grant runs now (grant latency), or the core went idle
+  // again without one (a wasted grant).
+  void note_grant_outcome(Core* c, bool ran);
+  // Holder of a core out of the budget: its ready fibers go to the injection queue.
+  void drain_core(Core* c);
+  // Holder of a core out of the budget: housekeeping (its own timers and I/O) and sleep until
+  // the core is back in the budget (true) or shutdown (false).
+  bool disabled_wait(Activation* a, Core* c);
+  // Runtime::set_core_budget; `starting`: from the constructor, before any thread runs.
+  void set_core_budget(const CoreBudget& b, bool starting = false);
+  CoreBudget core_budget() const;
+  void ticker_main();
 
   // --- Activations (activation.cpp).
   // Starts a's thread. `reserved`: the caller already counted it with reserve_thread().
@@ -184,6 +213,28 @@ class RuntimeImpl final : public KernelEventSink {
   // The sink a new activation registers with the backend (nullptr: no stream wanted).
   KernelEventSink* kernel_event_sink() noexcept { return kevents_on ? this : nullptr; }
   IoRuntime* io = nullptr;  // the I/O backend (runtime/io), set at start, freed at shutdown
+
+  // Core reallocation (runtime/cores). congestion_ns and eager_wake are fixed at start.
+  std::int64_t congestion_ns = 0;  // the congestion interval; 0: grants off
+  bool eager_wake = true;          // congestion off: a local push wakes a parked core (Go rule)
+  bool poll_can_lower = false;     // poll mode may drop to SCHED_IDLE (it can come back)
+  // Next time a congestion check is due; checkers CAS it forward by one interval, so checks
+  // run at most once per interval runtime-wide (relaxed: a stale read only skips or delays
+  // one check).
+  std::atomic<std::int64_t> next_check_ns{0};
+  std::atomic<std::uint64_t> inject_seen{0};  // injection pushes at the last check (checkers)
+  std::atomic<std::int64_t> policy_seen{0};   // policy_pending at the last check (checkers)
+  std::atomic<std::uint64_t> cong_checks{0}, cong_backstop{0}, cong_inject{0}, budget_changes{0};
+  LatencyHistogram hist_grant;  // grant decision -> first fiber running on the granted core
+  // The budget. budget_mu serialises changes (and guards `budget`); min_cores and n_enabled
+  // are written under both budget_mu and idle_mu (the park decision reads them under idle_mu).
+  mutable std::mutex budget_mu;
+  CoreBudget budget;
+  int min_cores = 0;
+  int n_enabled = 0;
+  // The backstop thread (runtime/cores/ticker.cpp): sleeps on ticker_word (shutdown wakes it).
+  std::thread ticker;
+  std::atomic<std::uint32_t> ticker_word{0};
 
   std::atomic<bool> stopping{false};  // no new spawns from outside
   std::atomic<bool> stopped{false};   // threads must exit (release; loops acquire)

@@ -188,7 +188,13 @@ inline void yield_current() {
       !c->rt->yield_should_switch(c, self))
     return;
   Fiber* next = c->rt->next_local(c);
-  if (!next) return;  // nothing else ready here: keep running
+  if (!next) {
+    // Nothing else ready here: keep running, unless the core left the budget (runtime/cores):
+    // then to the loop, which moves this fiber to the other cores.
+    if (__builtin_expect(!c->enabled.load(std::memory_order_relaxed), 0))
+      switch_context(a, self, nullptr, PostAction::requeue);
+    return;
+  }
   switch_context(a, self, next, PostAction::requeue);
 }
 

@@ -27,6 +27,9 @@ class InjectQueue {
     // orders the list itself. seq_cst so a waker's push is ordered before its idle-core check
     // (the Dekker pairing in runtime/sched/idle.cpp).
     len_.fetch_add(n, std::memory_order_seq_cst);
+    // Free-running totals for the congestion check (runtime/cores): a fiber pushed before
+    // the previous check is still queued iff popped < pushed-at-that-check. Written under mu_.
+    pushed_.store(pushed_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   void push(Fiber* f) { push_chain(f, f, 1); }
 
@@ -48,18 +51,23 @@ class InjectQueue {
     if (!head_) tail_ = nullptr;
     last->next = nullptr;
     len_.fetch_sub(*n, std::memory_order_relaxed);
+    popped_.store(popped_.load(std::memory_order_relaxed) + *n, std::memory_order_relaxed);
     return first;
   }
 
   // Any thread; seq_cst so an idle core's re-check after announcing itself sees a racing push.
   std::size_t size() const { return len_.load(std::memory_order_seq_cst); }
   std::size_t size_relaxed() const { return len_.load(std::memory_order_relaxed); }
+  // Any thread; totals since start (hints, relaxed).
+  std::uint64_t pushed_total() const { return pushed_.load(std::memory_order_relaxed); }
+  std::uint64_t popped_total() const { return popped_.load(std::memory_order_relaxed); }
 
  private:
   std::mutex mu_;
   Fiber* head_ = nullptr;  // guarded by mu_
   Fiber* tail_ = nullptr;  // guarded by mu_
   std::atomic<std::size_t> len_{0};
+  std::atomic<std::uint64_t> pushed_{0}, popped_{0};  // written under mu_, read by anyone
 };
 
 }  // namespace upcall::rt

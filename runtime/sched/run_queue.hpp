@@ -109,6 +109,10 @@ class RunQueue {
     return t - h > kCapacity ? 0 : t - h;
   }
   bool empty_hint() const { return size_hint() == 0; }
+  // Any thread; the free-running counters themselves (relaxed: a congestion check compares
+  // the head now with the tail at its previous check, runtime/cores/congestion.cpp).
+  std::uint32_t head_hint() const { return head_.load(std::memory_order_relaxed); }
+  std::uint32_t tail_hint() const { return tail_.load(std::memory_order_relaxed); }
   // Any thread; a hint: the fiber at the head (what pop would return), nullptr when empty. It
   // may be taken before the caller looks at it (los::next_task_id).
   Fiber* peek_hint() const {

@@ -27,6 +27,7 @@
 #include <chrono>
 
 #include "runtime/activations/activations.hpp"
+#include "runtime/cores/cores.hpp"
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/io/reactor.hpp"
@@ -87,6 +88,11 @@ void RuntimeImpl::push_prio(Core* c, Fiber* f) {
 Fiber* RuntimeImpl::next_local_prio(Core* c) {
   // The fairness turn of the fast path (which counts in next_local).
   if ((++c->tick % kFairnessTick) == 0) {
+    if (__builtin_expect(!c->enabled.load(std::memory_order_relaxed), 0)) {
+      drain_core(c);  // out of the budget (runtime/cores): its fibers go to the other cores
+      return nullptr;
+    }
+    maybe_check_congestion();
     if (c->reactor) io_poll(c);  // batched submission and completions (runtime/io)
     if (!c->timers.empty()) expire_timers(c, now_ns());
     if (Fiber* f = take_injected(this, c)) push_local(c, f);
@@ -127,7 +133,9 @@ void RuntimeImpl::make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo) {
   } else {
     push_local(here, f);
   }
-  if (n_idle.load(std::memory_order_relaxed) != 0 &&
+  // With congestion grants on (runtime/cores) a local push wakes nobody: the holder runs it,
+  // and a congestion check grants a core if it waits longer than one interval.
+  if (eager_wake && n_idle.load(std::memory_order_relaxed) != 0 &&
       n_spinning.load(std::memory_order_relaxed) == 0)
     wake_idle_core(false);
 }
@@ -136,6 +144,8 @@ Fiber* RuntimeImpl::next_local_slow(Core* c) {
   if (policy) {
     // Timers and I/O get their turn even while the policy always has a task.
     if ((++c->tick % kFairnessTick) == 0) {
+      if (!c->enabled.load(std::memory_order_relaxed)) return nullptr;  // out of the budget
+      maybe_check_congestion();
       if (c->reactor) io_poll(c);
       if (!c->timers.empty()) expire_timers(c, now_ns());
     }
@@ -144,7 +154,13 @@ Fiber* RuntimeImpl::next_local_slow(Core* c) {
     return static_cast<Fiber*>(t.raw());
   }
   if (!c->fast_policy) return next_local_prio(c);  // fibers of non-default priority queued
-  // Every kFairnessTick-th decision: I/O, timers and the injection queue get a turn.
+  // Every kFairnessTick-th decision: the budget, congestion, I/O, timers and the injection
+  // queue get a turn.
+  if (__builtin_expect(!c->enabled.load(std::memory_order_relaxed), 0)) {
+    drain_core(c);  // out of the budget (runtime/cores): its fibers go to the other cores
+    return nullptr;
+  }
+  maybe_check_congestion();
   if (c->reactor) io_poll(c);  // batched submission and completions (runtime/io)
   if (!c->timers.empty()) expire_timers(c, now_ns());
   if (Fiber* f = take_injected(this, c)) {
@@ -164,6 +180,13 @@ void RuntimeImpl::expire_timers(Core* c, std::int64_t now) {
 }
 
 Fiber* RuntimeImpl::find_work(Core* c) {
+  if (__builtin_expect(!c->enabled.load(std::memory_order_relaxed), 0)) {
+    // Out of the budget (runtime/cores): no fiber runs here; idle() waits in disabled_wait.
+    if (c->reactor) io_poll(c);
+    if (!policy) drain_core(c);
+    return nullptr;
+  }
+  maybe_check_congestion();
   if (c->reactor) io_poll(c);  // submit what fibers prepared, dispatch completions
   if (Fiber* f = next_local(c)) return f;
   if (!c->timers.empty() && c->timers.next_deadline() <= now_ns()) {
@@ -276,45 +299,89 @@ void RuntimeImpl::stop_spinning(Core* c) {
   c->spinning = false;
   // Go's resetspinning: the last spinner that found work makes sure someone else looks at the
   // rest, when there is visibly more.
+  // With congestion grants on, local work waits for a check instead (runtime/cores); remote
+  // work (the injection queue) keeps the rule, since its wakers relied on this spinner (W2).
   if (rt->n_spinning.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
-      (!c->rq.empty_hint() || rt->inject.size() != 0))
+      ((rt->eager_wake && !c->rq.empty_hint()) || rt->inject.size() != 0))
     rt->wake_idle_core(false);
 }
 
 bool RuntimeImpl::idle(Activation* a, Core* c) {
+  note_grant_outcome(c, false);  // granted, but the work was gone: a wasted grant
+  if (!c->enabled.load(std::memory_order_relaxed)) return disabled_wait(a, c);
   if (!c->spinning) {
     c->spinning = true;
     n_spinning.fetch_add(1, std::memory_order_seq_cst);
   }
-  // Spin phase: poll for work without sleeping.
-  const bool poll_forever = cfg.idle == IdleMode::poll;
-  const std::int64_t spin_until = now_ns() + static_cast<std::int64_t>(cfg.spin_us) * 1000;
-  for (unsigned iter = 0;; ++iter) {
-    if (stopped.load(std::memory_order_acquire)) {
-      stop_spinning(c);
-      return false;
+  // Spin phase: poll for work without sleeping. A core kept awake by the budget's min_cores
+  // (`reserved`) spins at its normal policy and re-tries parking now and then; poll mode drops
+  // to SCHED_IDLE after kPollLowerNs (a release: any other process gets the CPU at once) and
+  // comes back to SCHED_OTHER only after the first fiber ran (finish_takeover, promote_only),
+  // so no policy change sits between the decision and the running fiber.
+  bool reserved = false;
+  for (;;) {
+    const bool poll_forever = cfg.idle == IdleMode::poll && !reserved;
+    const std::int64_t start = now_ns();
+    const std::int64_t spin_until =
+        start + (reserved ? kReservedRecheckNs : static_cast<std::int64_t>(cfg.spin_us) * 1000);
+    for (unsigned iter = 0;; ++iter) {
+      if (stopped.load(std::memory_order_acquire)) {
+        stop_spinning(c);
+        return false;
+      }
+      if (!c->rq.empty_hint() || c->lifo.load(std::memory_order_relaxed) ||
+          inject.size_relaxed() != 0 ||
+          (policy && policy_pending.load(std::memory_order_relaxed) > 0) ||
+          (iter % 8 == 0 && work_visible(this, c)) ||
+          (c->reactor && iter % 8 == 0 && io_ready(c)) ||
+          (!c->timers.empty() && c->timers.next_deadline() <= now_ns())) {
+        stop_spinning(c);
+        if (c->released.load(std::memory_order_relaxed)) {
+          // A SCHED_IDLE poller takes its core back: a grant decided here.
+          c->released.store(false, std::memory_order_relaxed);
+          c->grant_ns.store(now_ns(), std::memory_order_relaxed);
+          c->alloc.grants.fetch_add(1, std::memory_order_relaxed);
+          a->pending_promotion = true;
+          a->promote_only = true;
+        }
+        return true;
+      }
+      if (iter % 16 == 0) {
+        if (!c->enabled.load(std::memory_order_relaxed)) return disabled_wait(a, c);
+        maybe_check_congestion();
+        const std::int64_t now = now_ns();
+        if (!poll_forever) {
+          if (now >= spin_until) break;
+        } else if (!c->released.load(std::memory_order_relaxed) && poll_can_lower &&
+                   now - start >= kPollLowerNs && set_sched_idle(a, true) == 0) {
+          c->released.store(true, std::memory_order_relaxed);
+          bump(c->alloc.releases);
+        }
+      }
+      cpu_relax();
+      if (poll_forever && iter % 1024 == 1023) sched_yield();
     }
-    if (!c->rq.empty_hint() || c->lifo.load(std::memory_order_relaxed) ||
-        inject.size_relaxed() != 0 ||
-        (policy && policy_pending.load(std::memory_order_relaxed) > 0) ||
-        (iter % 8 == 0 && work_visible(this, c)) ||
-        (c->reactor && iter % 8 == 0 && io_ready(c)) ||
-        (!c->timers.empty() && c->timers.next_deadline() <= now_ns())) {
-      stop_spinning(c);
-      return true;
+    // P1, unless the core left the budget or parking would leave fewer than min_cores awake.
+    bool disabled = false;
+    {
+      std::lock_guard<std::mutex> lock(idle_mu);
+      if (!c->enabled.load(std::memory_order_relaxed)) {
+        disabled = true;
+      } else if (n_idle.load(std::memory_order_relaxed) + 1 > n_enabled - min_cores) {
+        reserved = true;
+        continue;
+      } else {
+        c->park_word.store(1, std::memory_order_relaxed);
+        c->idle_listed = true;
+        idle_list.push_back(c);
+        n_idle.fetch_add(1, std::memory_order_seq_cst);
+      }
     }
-    if (!poll_forever && (iter % 16 == 0) && now_ns() >= spin_until) break;
-    cpu_relax();
-    if (poll_forever && iter % 1024 == 1023) sched_yield();
+    if (disabled) return disabled_wait(a, c);
+    break;
   }
-  // P1.
-  {
-    std::lock_guard<std::mutex> lock(idle_mu);
-    c->park_word.store(1, std::memory_order_relaxed);
-    c->idle_listed = true;
-    idle_list.push_back(c);
-    n_idle.fetch_add(1, std::memory_order_seq_cst);
-  }
+  c->released.store(true, std::memory_order_relaxed);
+  bump(c->alloc.releases);
   // P2.
   c->spinning = false;
   n_spinning.fetch_sub(1, std::memory_order_seq_cst);
@@ -343,11 +410,13 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
         // Search again with our own spinning token.
         c->spinning = true;
         n_spinning.fetch_add(1, std::memory_order_seq_cst);
+        c->released.store(false, std::memory_order_relaxed);
         return !stopped.load(std::memory_order_acquire);
       }
       // A waker dequeued us and is about to clear park_word; it handed us its token.
       while (c->park_word.load(std::memory_order_acquire) != 0) cpu_relax();
       c->spinning = true;
+      c->released.store(false, std::memory_order_relaxed);
       return !stopped.load(std::memory_order_acquire);
     }
     // P4: sleep until woken, or until the next timer of this core is due.
@@ -370,6 +439,7 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
       holder_unparked(a);
     }
     if (c->park_word.load(std::memory_order_acquire) == 0) {
+      c->released.store(false, std::memory_order_relaxed);
       c->spinning = true;  // the waker's token (or shutdown's wake, checked by the caller)
       if (stopped.load(std::memory_order_acquire)) {
         // Shutdown cleared park_word without handing a token over.
