@@ -51,6 +51,12 @@ class RuntimeImpl final : public KernelEventSink {
   // The holder's quick pick for a direct fiber-to-fiber switch: LIFO slot, local queue, and
   // every kFairnessTick-th call the injection queue and timers. nullptr: go to the loop.
   Fiber* next_local(Core* c) {
+    // Due timers first, at every decision while the core has any armed (as Go's checkTimers):
+    // a sleeping fiber wakes on time while its core stays busy. Before, timers got a turn only
+    // every kFairnessTick-th decision, i.e. 61 handler runs late on a busy core (found by the
+    // RocksDB experiment's dispatcher). Costs one clock read per decision with timers armed,
+    // nothing without.
+    if (__builtin_expect(!c->timers.empty(), 0)) expire_due_timers(c);
     if (__builtin_expect(c->fast_policy && (++c->tick % kFairnessTick) != 0, 1))
       return next_local_fast(c);
     return next_local_slow(c);
@@ -69,6 +75,10 @@ class RuntimeImpl final : public KernelEventSink {
     return nullptr;
   }
   Fiber* next_local_slow(Core* c);
+  void expire_due_timers(Core* c) {
+    const std::int64_t t = now_ns();
+    if (c->timers.next_deadline() <= t) expire_timers(c, t);
+  }
   // Holder only: f to the tail of c's queue (half of it spills to the injection queue when
   // full, as Go's runqputslow).
   // A fiber of non-default priority goes to the core's priority queue instead.
