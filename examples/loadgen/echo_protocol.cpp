@@ -68,7 +68,8 @@ std::unique_ptr<Protocol> make_protocol(const ProtocolConfig& config, std::strin
     }
     return std::make_unique<EchoProtocol>(config.size);
   }
-  error = "unknown --protocol '" + config.name + "' (known: echo)";
+  if (config.name == "memcached") return make_memcached_protocol(config, error);
+  error = "unknown --protocol '" + config.name + "' (known: echo, memcached)";
   return nullptr;
 }
 
