@@ -67,8 +67,8 @@ std::string gnuplot_script(const Options& o, const std::string& csv, const std::
   std::string s;
   s += "set terminal pngcairo size 1000,640 font 'sans,10'\n";
   s += "set output '" + png + "'\n";
-  s += "set datafile separator ','\n";
-  s += "set key top left\nset grid\nset logscale y\n";
+  s += "set datafile separator ','\nset termoption noenhanced\n";
+  s += "set key outside right top\nset grid\nset logscale y\n";
   s += "set xlabel 'offered load (k requests/s)'\nset ylabel 'latency (us, log scale)'\n";
   s += "set title 'upcall_loadgen sweep: " + o.protocol.name + ", " + std::to_string(o.conns) +
        " connections'\n";
@@ -77,7 +77,8 @@ std::string gnuplot_script(const Options& o, const std::string& csv, const std::
   const int col[] = {9, 11, 12};
   for (size_t t = 0; t < names.size(); ++t)
     for (int p = 0; p < 3; ++p) {
-      s += "'" + csv + "' every ::1 using (strcol(1) eq '" + names[t] + "' ? $2/1000 : 1/0):" +
+      // One target's rows only (awk), so each target's points join into lines.
+      s += "\"< awk -F, '$1==\\\"" + names[t] + "\\\"' " + csv + "\" using ($2/1000):" +
            std::to_string(col[p]) + " with linespoints lc " + std::to_string(t + 1) + " dt " +
            std::to_string(p + 1) + " pt " + std::to_string(p + 5) + " title '" + names[t] + " " +
            pct[p] + "', ";
