@@ -34,6 +34,7 @@ struct Store::Item {
   std::uint64_t cas;
   std::int64_t exptime;  // absolute ms, 0 never
   std::int64_t time;     // ms of the last store (a delayed flush_all hides older items)
+  std::int64_t atime;    // ms of the last store or hit (which LRU tail is oldest)
   std::uint32_t flags;
   std::uint32_t nkey;
   std::uint32_t nbytes;
@@ -111,6 +112,7 @@ Store::Item* Store::make_item(std::string_view key, std::size_t nbytes) {
 }
 
 void Store::link(Shard& s, Item* it) {
+  it->atime = it->time;
   it->cas = s.next_cas++ * kShards + s.index;  // unique over all shards
   s.map.emplace(it->key(), it);
   it->prev = nullptr;
@@ -130,7 +132,8 @@ void Store::unlink(Shard& s, Item* it) {
   std::free(it);
 }
 
-void Store::bump(Shard& s, Item* it) {
+void Store::bump(Shard& s, Item* it, std::int64_t now) {
+  it->atime = now;
   if (s.head == it) return;
   it->prev->next = it->next;
   (it->next ? it->next->prev : s.tail) = it->prev;
@@ -158,10 +161,28 @@ bool Store::reserve(Shard& s, std::size_t need, std::int64_t now) {
   if (static_cast<std::int64_t>(need) > limit) return false;
   if (!over()) return true;
   if (!config_.evict) return false;
-  while (over() && evict_tail(s, now) > 0) {
+  // Approximate global LRU: evict the oldest of the LRU tails of our shard and kEvictSample
+  // other shards that are free right now (try_lock: never wait for a second lock while holding
+  // ours, so no lock-order deadlock). Our own tail alone would evict a hot item of a shard that
+  // holds few items in a small cache.
+  while (over()) {
+    Shard* best = s.tail ? &s : nullptr;
+    const std::uint32_t start = sample_at_.fetch_add(1, std::memory_order_relaxed);
+    for (int k = 0; k < kEvictSample; ++k) {
+      Shard& o = shards_[(start + static_cast<std::uint32_t>(k) * 7) % kShards];
+      if (&o == &s || &o == best || !o.mu.try_lock()) continue;
+      if (o.tail && (!best || o.tail->atime < best->tail->atime)) {
+        if (best && best != &s) best->mu.unlock();
+        best = &o;
+      } else {
+        o.mu.unlock();
+      }
+    }
+    if (!best) break;
+    evict_tail(*best, now);
+    if (best != &s) best->mu.unlock();
   }
-  // Own shard exhausted: take from the others that are free right now (never wait for a
-  // second lock while holding ours).
+  // Everything sampled was empty: sweep every shard that is free.
   for (int i = 1; i < kShards && over(); ++i) {
     Shard& o = shards_[(s.index + static_cast<std::uint32_t>(i)) % kShards];
     if (!o.mu.try_lock()) continue;
@@ -182,7 +203,7 @@ StoreStatus Store::store(Op op, std::string_view key, std::uint32_t flags, std::
   switch (op) {
     case Op::add:
       if (old) {
-        bump(s, old);
+        bump(s, old, t);
         return StoreStatus::not_stored;
       }
       break;
@@ -245,7 +266,7 @@ bool Store::get(std::string_view key, bool with_cas, std::string& out, const std
     }
   }
   it->fetched = true;
-  bump(s, it);
+  bump(s, it, t);
   char num[64];
   out += "VALUE ";
   out += key;
@@ -320,7 +341,7 @@ bool Store::touch(std::string_view key, std::int64_t exptime) {
   Item* it = find_live(s, key, t, false);
   if (!it) return false;
   it->exptime = expiry_ms(exptime, t);
-  bump(s, it);
+  bump(s, it, t);
   if (!live(it, t)) unlink(s, it);
   return true;
 }

@@ -13,10 +13,10 @@
 // an upcall::mutex (not a spin lock) is needed because a fiber holding it can be taken over by
 // an activation when its thread blocks in the kernel (a page fault on a fresh item). The memory
 // limit is one atomic byte count (relaxed: it is a budget, not a synchronisation point). An
-// insert that would exceed it evicts from the tail of its own shard's LRU first, then from other
-// shards it can try_lock (never waiting for a second lock, so no lock-order deadlock). The LRU is
-// therefore per shard: with uniform hashing every shard's tail is about equally old, which is
-// close to a global LRU at a fraction of its contention (memcached's LRU is per slab class).
+// insert that would exceed it evicts the least recently used of the LRU tails of its own shard
+// and of 8 other shards it can try_lock (never waiting for a second lock, so no lock-order
+// deadlock): an approximate global LRU (as Redis samples) without a global list or lock
+// (memcached's own LRU is per slab class).
 #pragma once
 
 #include <atomic>
@@ -68,6 +68,7 @@ std::int64_t expiry_ms(std::int64_t exptime, std::int64_t now_ms);
 class Store {
  public:
   static constexpr int kShards = 64;
+  static constexpr int kEvictSample = 8;  // other shards' LRU tails compared per eviction
 
   explicit Store(const StoreConfig& config);
   ~Store();
@@ -104,7 +105,7 @@ class Store {
   Item* make_item(std::string_view key, std::size_t nbytes);
   void link(Shard& s, Item* it);
   void unlink(Shard& s, Item* it);  // removes from map and LRU, frees, returns the bytes
-  void bump(Shard& s, Item* it);
+  void bump(Shard& s, Item* it, std::int64_t now);
   // Makes room for `need` more bytes (see the file comment). Caller holds s.mu.
   bool reserve(Shard& s, std::size_t need, std::int64_t now);
   std::size_t evict_tail(Shard& s, std::int64_t now);  // bytes freed, 0 if empty
@@ -115,6 +116,7 @@ class Store {
   std::unique_ptr<Shard[]> shards_;
   std::atomic<std::int64_t> bytes_{0};     // relaxed: the -m budget, summed over shards
   std::atomic<std::int64_t> flush_at_{0};  // relaxed: delayed flush_all time in ms, 0 none
+  std::atomic<std::uint32_t> sample_at_{0};  // relaxed: rotates the shards eviction samples
 };
 
 }  // namespace mc
