@@ -131,7 +131,7 @@ class MemcachedSession final : public Session {
     expected_.push_back({false, i});
   }
 
-  const Keyspace& ks_;
+  const Keyspace ks_;  // a copy (24 bytes): the session does not depend on its Protocol
   double get_ratio_;
   Rng rng_;
   std::deque<Expect> expected_;  // oldest first

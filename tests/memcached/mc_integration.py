@@ -6,8 +6,9 @@
 Starts the server on a free loopback port (ours: -p 0, the port read from its "listening on"
 line; memcached: a port found free just before), runs one suite, stops the server by PID.
 Suites: pymemcache (every command through python3-pymemcache), errors (raw lines and the exact
-error replies), pipeline, eviction (-m 2), flood (connections past -c), slow (a stalled client
-does not stall others), memcslap (libmemcached-tools set and get runs). Exit 0 = pass; a
+error replies), pipeline, eviction (-m 2), nomem (-M), flood (connections past -c), slow (a
+stalled client does not stall others), memcslap, memccapable and libmemcached (the
+libmemcached-tools clients), telnet, loadgen (upcall_loadgen's memcached and sweep modes). Exit 0 = pass; a
 failure prints one line saying what differed.
 """
 import argparse, os, re, signal, socket, subprocess, sys, time
@@ -394,6 +395,100 @@ def suite_memcslap(srv):
     check(st[b"cmd_set"] >= 8 * 500 and st[b"cmd_get"] >= 8 * 500, "memcslap traffic not seen in stats: %r" % st)
 
 
+def tool(name):
+    return os.path.join(os.path.dirname(ARGS.memcslap), name)
+
+
+def suite_memccapable(srv):
+    # libmemcached's own protocol conformance tester, ASCII part (we speak no binary protocol).
+    r = subprocess.run([tool("memccapable"), "-a", "-h", "127.0.0.1", "-p", str(srv.port), "-t", "10"],
+                       capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    check(r.returncode == 0 and "All tests passed" in out, "memccapable: %s" % out[-800:])
+    check("[pass]" in out and "[fail]" not in out, "memccapable: %s" % out[-800:])
+
+
+def suite_libmemcached(srv):
+    # The libmemcached command-line clients, file in, file out.
+    import tempfile
+    srvs = "--servers=127.0.0.1:%d" % srv.port
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "blob.bin")
+        data = os.urandom(200000)
+        with open(path, "wb") as f:
+            f.write(data)
+        def run(*a):
+            r = subprocess.run([tool(a[0])] + list(a[1:]), capture_output=True, timeout=60, cwd=d)
+            return r.returncode, r.stdout, r.stderr
+        rc, out, err = run("memccp", srvs, path)
+        check(rc == 0, "memccp: %r" % err)
+        rc, out, err = run("memccat", srvs, "blob.bin")
+        # memccat ends its output with a newline of its own.
+        check(rc == 0 and out in (data, data + b"\n"), "memccat returned %d bytes, rc %d: %r" % (len(out), rc, err[:200]))
+        rc, out, err = run("memcexist", srvs, "blob.bin")
+        check(rc == 0, "memcexist of a stored key: rc %d" % rc)
+        rc, out, err = run("memctouch", srvs, "--expire=100", "blob.bin")
+        check(rc == 0, "memctouch: rc %d %r" % (rc, err))
+        rc, out, err = run("memcstat", srvs)
+        check(rc == 0 and b"curr_items" in out and b"pid" in out, "memcstat: %r" % out[:300])
+        rc, out, err = run("memcrm", srvs, "blob.bin")
+        check(rc == 0, "memcrm: %r" % err)
+        rc, out, err = run("memcexist", srvs, "blob.bin")
+        check(rc != 0, "memcexist after memcrm says the key exists")
+        run("memccp", srvs, path)
+        rc, out, err = run("memcflush", srvs)
+        check(rc == 0, "memcflush: %r" % err)
+        rc, out, err = run("memccat", srvs, "blob.bin")
+        check(rc != 0 or out == b"", "memccat after memcflush still got the value")
+
+
+def suite_telnet(srv):
+    # What a person types into telnet: lines with CRLF, a value, the replies on the terminal.
+    # telnet sends each typed newline as CRLF and shows CRLF replies as newlines.
+    script = b"set greeting 0 0 5\nhello\nget greeting\nbogus\nincr greeting 1\n"
+    p = subprocess.Popen(["telnet", "127.0.0.1", str(srv.port)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p.stdin.write(script)
+    p.stdin.flush()
+    time.sleep(1.0)
+    p.stdin.close()  # telnet exits at end of input
+    out = p.stdout.read()
+    p.wait(10)
+    want = (b"STORED\nVALUE greeting 0 5\nhello\nEND\nERROR\n"
+            b"CLIENT_ERROR cannot increment or decrement non-numeric value\n")
+    check(want in out, "telnet session: %r" % out)
+
+
+def suite_loadgen(srv):
+    # upcall_loadgen's memcached mode: every get checked byte for byte, no mismatch, no failure;
+    # then a two-step sweep with CSV and PNG.
+    import json, tempfile
+    lg = ARGS.loadgen
+    r = subprocess.run([lg, "--port", str(srv.port), "--protocol", "memcached", "--conns", "8",
+                        "--rate", "2000", "--duration", "1", "--warmup", "0.2", "--keys", "500",
+                        "--key-size", "16", "--value-size", "100", "--get-ratio", "0.9", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "loadgen exit %d: %s" % (r.returncode, r.stderr))
+    j = json.loads(r.stdout)
+    check(j["mismatches"] == 0 and j["failed"] == 0 and j["completed"] > 1000, "loadgen: %r" % j)
+    from pymemcache.client.base import Client
+    st = Client(("127.0.0.1", srv.port), timeout=5).stats()
+    check(st[b"curr_items"] >= 500, "preload did not set every key: %r" % st[b"curr_items"])
+    check(st[b"get_hits"] > 0.9 * st[b"cmd_get"], "gets missed: %r" % st)
+    with tempfile.TemporaryDirectory() as d:
+        csv, png = os.path.join(d, "s.csv"), os.path.join(d, "s.png")
+        r = subprocess.run([lg, "--protocol", "memcached", "--conns", "4", "--duration", "0.5",
+                            "--warmup", "0.1", "--keys", "100", "--sweep", "500,1000",
+                            "--target", "a=127.0.0.1:%d" % srv.port, "--target", "b=127.0.0.1:%d" % srv.port,
+                            "--csv", csv, "--plot", png], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "sweep exit %d: %s %s" % (r.returncode, r.stdout, r.stderr))
+        rows = open(csv).read().splitlines()
+        check(rows[0].startswith("target,offered_rps,") and len(rows) == 5, "csv: %r" % rows)
+        check([x.split(",")[0] for x in rows[1:]] == ["a", "b", "b", "a"], "targets not alternated: %r" % rows)
+        check(open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n", "no PNG written")
+        check("highest offered load" in r.stdout, "no SLO summary: %s" % r.stdout)
+
+
 SUITES = {
     "pymemcache": (suite_pymemcache, []),
     "errors": (suite_errors, []),
@@ -403,6 +498,10 @@ SUITES = {
     "flood": (suite_flood, ["-c", "20"]),
     "slow": (suite_slow, []),
     "memcslap": (suite_memcslap, []),
+    "memccapable": (suite_memccapable, []),
+    "libmemcached": (suite_libmemcached, []),
+    "telnet": (suite_telnet, []),
+    "loadgen": (suite_loadgen, []),
 }
 
 
@@ -413,6 +512,7 @@ def main():
     p.add_argument("--bin", required=True)
     p.add_argument("--suite", choices=sorted(SUITES), required=True)
     p.add_argument("--memcslap", default="/usr/bin/memcslap")
+    p.add_argument("--loadgen", default="")
     ARGS = p.parse_args()
     fn, extra = SUITES[ARGS.suite]
     if ARGS.suite == "flood" and ARGS.server == "memcached":
