@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <stdexcept>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -27,6 +29,9 @@
 #include "settings.hpp"
 
 namespace {
+
+// How often dead (expired, flushed) items are swept; a pass holds one shard lock at a time.
+constexpr std::chrono::milliseconds kCrawlPeriod{1000};
 
 // memcached's -u: a root process switches to `user` once the port is bound.
 bool drop_privileges(const std::string& user, std::string& error) {
@@ -91,9 +96,16 @@ int main(int argc, char** argv) {
   upcall::net::TcpListener listener;
   try {
     const std::string& a = settings.listen;
-    const auto at = upcall::net::SocketAddress::parse(
-        a.find(':') != std::string::npos ? "[" + a + "]:" + std::to_string(settings.port)
-                                         : a + ":" + std::to_string(settings.port));
+    upcall::net::SocketAddress at;
+    try {
+      at = upcall::net::SocketAddress::parse(
+          a.find(':') != std::string::npos ? "[" + a + "]:" + std::to_string(settings.port)
+                                           : a + ":" + std::to_string(settings.port));
+    } catch (const std::invalid_argument&) {  // a host name, as memcached's -l takes
+      const auto found = upcall::net::resolve(a, std::to_string(settings.port));
+      if (found.empty()) throw std::runtime_error("no address for '" + a + "'");
+      at = found.front();
+    }
     listener = upcall::net::TcpListener::bind(at, 1024);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "memcached-server: cannot listen on %s port %d: %s\n",
@@ -130,6 +142,7 @@ int main(int argc, char** argv) {
                   std::string(upcall::io::backend()).c_str(), info.threads,
                   settings.max_bytes >> 20, settings.max_conns, settings.item_max);
       std::fflush(stdout);
+      upcall::spawn([&store] { mc::crawl_expired(store, kCrawlPeriod); });
       mc::accept_loop(listener, mc::ServerContext{store, stats, info});
     });
   } catch (const std::exception& e) {

@@ -92,6 +92,16 @@ void refuse(upcall::net::TcpStream s) {
 
 }  // namespace
 
+void crawl_expired(Store& store, std::chrono::milliseconds period) {
+  for (;;) {
+    upcall::this_task::sleep_for(period);
+    for (int i = 0; i < Store::kShards; ++i) {
+      store.reclaim_dead(i);
+      upcall::this_task::yield();  // one shard's lock at a time, other fibers in between
+    }
+  }
+}
+
 void accept_loop(upcall::net::TcpListener& listener, ServerContext ctx) {
   for (;;) {
     std::error_code ec;

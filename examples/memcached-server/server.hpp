@@ -2,6 +2,8 @@
 // Owns sockets, buffers and the -c connection limit; the protocol work is Session's.
 #pragma once
 
+#include <chrono>
+
 #include <upcall/net.hpp>
 
 #include "session.hpp"
@@ -17,5 +19,9 @@ struct ServerContext {
 
 // Accepts connections on `listener` until the process ends. Must run on a fiber.
 void accept_loop(upcall::net::TcpListener& listener, ServerContext ctx);
+
+// memcached's LRU crawler, simplified: every `period`, one shard at a time, frees the items that
+// expired or were flushed. Runs forever; must run on a fiber.
+void crawl_expired(Store& store, std::chrono::milliseconds period);
 
 }  // namespace mc

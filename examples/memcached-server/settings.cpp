@@ -77,6 +77,16 @@ bool parse_settings(int argc, char** argv, Settings& o, std::string& error) {
       o.verbose += name == "-v" ? static_cast<int>(arg.size() - 1) : 1;
       continue;
     }
+    static const char* const kValued[] = {"-p", "--port", "-l", "--listen", "-m",
+                                          "--memory-limit", "-c", "--conn-limit", "-t",
+                                          "--threads", "-I", "--max-item-size", "-U",
+                                          "--udp-port", "-u", "--user"};
+    bool known = false;
+    for (const char* k : kValued) known |= name == k;
+    if (!known) {
+      error = "unknown flag '" + arg + "' (see --help)";
+      return false;
+    }
     if (!has_value) {
       if (i + 1 >= argc) {
         error = "flag " + name + " needs a value (see --help)";

@@ -360,6 +360,24 @@ void Store::flush_all(std::int64_t delay) {
   }
 }
 
+std::size_t Store::reclaim_dead(int shard) {
+  Shard& s = shards_[shard];
+  const std::int64_t t = now();
+  upcall::lock_guard<upcall::mutex> g(s.mu);
+  std::size_t n = 0;
+  for (Item* it = s.tail; it;) {
+    Item* prev = it->prev;
+    if (!live(it, t)) {
+      if (!it->fetched && it->exptime != 0 && it->exptime <= t) ++s.expired_unfetched;
+      ++s.reclaimed;
+      unlink(s, it);
+      ++n;
+    }
+    it = prev;
+  }
+  return n;
+}
+
 StoreStats Store::stats() const {
   StoreStats st;
   for (int i = 0; i < kShards; ++i) {

@@ -89,6 +89,10 @@ class Store {
   // Drops every item now (delay <= 0), or makes every item stored before now + delay invisible
   // from then on.
   void flush_all(std::int64_t delay);
+  // Frees the expired and flushed items of shard `shard` (0 .. kShards-1) and returns how many
+  // (memcached's LRU crawler does this; without it dead items hold memory until touched or
+  // evicted). Holds that shard's lock for one pass over its map.
+  std::size_t reclaim_dead(int shard);
   StoreStats stats() const;
 
   std::size_t max_bytes() const { return config_.max_bytes; }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "protocol.hpp"
 #include "session.hpp"
@@ -258,6 +259,81 @@ TEST(McSession, StatsReportsCounters) {
   EXPECT_NE(out.find("STAT get_misses 1\r\n"), std::string::npos);
   EXPECT_NE(out.find("STAT curr_items 1\r\n"), std::string::npos);
   EXPECT_NE(out.find("STAT limit_maxbytes 67108864\r\n"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(McStoreCrawler, ReclaimsExpiredItemsWithoutAccess) {
+  struct Clock : mc::Clock {
+    std::int64_t now_ms() const override { return t; }
+    std::int64_t t = 1'800'000'000'000;
+  } clock;
+  mc::StoreConfig c;
+  c.clock = &clock;
+  mc::Store s(c);
+  for (int i = 0; i < 1000; ++i) s.store(Op::set, "e" + std::to_string(i), 0, i % 2 ? 5 : 0, "v", 0);
+  const std::uint64_t bytes = s.stats().bytes;
+  clock.t += 6'000;
+  std::size_t freed = 0;
+  for (int i = 0; i < mc::Store::kShards; ++i) freed += s.reclaim_dead(i);
+  EXPECT_EQ(freed, 500u);
+  const mc::StoreStats st = s.stats();
+  EXPECT_EQ(st.curr_items, 500u);
+  EXPECT_EQ(st.reclaimed, 500u);
+  EXPECT_LT(st.bytes, bytes);
+}
+
+}  // namespace
+
+#include "settings.hpp"
+
+namespace {
+
+bool parse_flags(std::vector<std::string> args, mc::Settings& s, std::string& error) {
+  args.insert(args.begin(), "memcached-server");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return mc::parse_settings(static_cast<int>(argv.size()), argv.data(), s, error);
+}
+
+TEST(McSettings, MemcachedFlags) {
+  mc::Settings s;
+  std::string error;
+  ASSERT_TRUE(parse_flags({"-p", "1234", "-l", "127.0.0.1", "-m", "128", "-c", "10", "-t", "2",
+                           "-I", "2m", "-U", "0", "-u", "nobody", "-vv", "-M"},
+                          s, error))
+      << error;
+  EXPECT_EQ(s.port, 1234);
+  EXPECT_EQ(s.listen, "127.0.0.1");
+  EXPECT_EQ(s.max_bytes, 128u << 20);
+  EXPECT_EQ(s.max_conns, 10u);
+  EXPECT_EQ(s.threads, 2);
+  EXPECT_EQ(s.item_max, 2u << 20);
+  EXPECT_EQ(s.user, "nobody");
+  EXPECT_EQ(s.verbose, 2);
+  EXPECT_FALSE(s.evict);
+  mc::Settings l;
+  ASSERT_TRUE(parse_flags({"--port=99", "-c50", "--memory-limit=8"}, l, error)) << error;
+  EXPECT_EQ(l.port, 99);
+  EXPECT_EQ(l.max_conns, 50u);
+  EXPECT_EQ(l.max_bytes, 8u << 20);
+}
+
+TEST(McSettings, BadFlagsSayWhy) {
+  std::string error;
+  mc::Settings s1, s2, s3, s4, s5;
+  EXPECT_FALSE(parse_flags({"-x"}, s1, error));
+  EXPECT_NE(error.find("unknown flag '-x'"), std::string::npos) << error;
+  EXPECT_FALSE(parse_flags({"-p", "70000"}, s2, error));
+  EXPECT_NE(error.find("-p"), std::string::npos) << error;
+  EXPECT_FALSE(parse_flags({"-U", "11211"}, s3, error));
+  EXPECT_NE(error.find("UDP"), std::string::npos) << error;
+  EXPECT_FALSE(parse_flags({"-m", "1", "-I", "1m"}, s4, error));
+  EXPECT_NE(error.find("half of -m"), std::string::npos) << error;
+  EXPECT_FALSE(parse_flags({"-c"}, s5, error));
+  EXPECT_NE(error.find("needs a value"), std::string::npos) << error;
 }
 
 }  // namespace
