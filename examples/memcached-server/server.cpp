@@ -48,16 +48,20 @@ void serve(upcall::net::TcpStream s, ServerContext ctx, int id) {
     }
     if (n == 0) break;
     have += n;
-    const std::size_t used = session.process(buf.get(), have, out);
-    if (!out.empty()) {
-      s.write_all(out.data(), out.size(), ec);
-      if (ec) {
-        why = "write error";
-        break;
+    std::size_t used = 0;
+    do {  // more than once only when the replies filled up (Session::reply_full)
+      used += session.process(buf.get() + used, have - used, out);
+      if (!out.empty()) {
+        s.write_all(out.data(), out.size(), ec);
+        if (ec) break;
+        out.clear();
       }
-      out.clear();
-      if (out.capacity() > (1u << 20)) out.shrink_to_fit();
+    } while (session.reply_full() && !session.wants_close());
+    if (ec) {
+      why = "write error";
+      break;
     }
+    if (out.capacity() > 2 * Session::kMaxBatchReply) out.shrink_to_fit();
     session.flush_counters();
     if (session.wants_close()) {
       why = "closed by the server";

@@ -65,7 +65,12 @@ std::size_t Session::process(const char* in, std::size_t n, std::string& out) {
     }
   }
   Request r;
+  reply_full_ = false;
   while (off < n && !close_) {
+    if (out.size() - out_before >= kMaxBatchReply) {
+      reply_full_ = true;
+      break;
+    }
     if (swallow_) {
       const std::size_t k = std::min(swallow_, n - off);
       off += k;

@@ -70,6 +70,11 @@ class Session {
   std::size_t process(const char* in, std::size_t n, std::string& out);
   // True after quit or a fatal error: write `out`, then close.
   bool wants_close() const { return close_; }
+  // True when process() stopped early because the replies reached kMaxBatchReply bytes (a
+  // pipeline of gets of large values): write `out`, then call process() again on the rest
+  // before reading more, so a client that does not read cannot grow the reply without bound.
+  bool reply_full() const { return reply_full_; }
+  static constexpr std::size_t kMaxBatchReply = 1 << 20;
   // Adds this session's counters to the shared ones (after each batch).
   void flush_counters();
 
@@ -86,6 +91,7 @@ class Session {
   int id_;
   std::size_t swallow_ = 0;  // bytes of a refused value still to discard
   bool close_ = false;
+  bool reply_full_ = false;
   bool started_ = false;     // seen the first byte (binary protocol check)
   std::array<std::uint64_t, kCounterCount> local_{};
 };

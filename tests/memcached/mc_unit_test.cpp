@@ -337,3 +337,28 @@ TEST(McSettings, BadFlagsSayWhy) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(McSession, RepliesToAPipelineOfLargeGetsComeInBoundedBatches) {
+  mc::Store store(mc::StoreConfig{});
+  mc::ServerStats stats;
+  mc::ServerInfo info;
+  mc::Session s(store, stats, info);
+  std::string out;
+  const std::string set = "set big 0 0 300000\r\n" + std::string(300000, 'b') + "\r\n";
+  s.process(set.data(), set.size(), out);
+  out.clear();
+  std::string gets;
+  for (int i = 0; i < 100; ++i) gets += "get big\r\n";
+  std::size_t used = 0, replies = 0;
+  while (used < gets.size()) {
+    used += s.process(gets.data() + used, gets.size() - used, out);
+    EXPECT_LE(out.size(), mc::Session::kMaxBatchReply + 300100);  // one reply past the cap
+    for (std::size_t at = 0; (at = out.find("END\r\n", at)) != std::string::npos; at += 5) ++replies;
+    out.clear();
+  }
+  EXPECT_EQ(replies, 100u);
+}
+
+}  // namespace
