@@ -66,12 +66,15 @@ def conn(port):
     return s
 
 
-def talk(port, data, expect_len=None, wait=0.3):
-    """Sends data on a fresh connection; returns everything received until a quiet `wait`."""
+def talk(port, data, expect_len=None, wait=0.5, until=None):
+    """Sends data on a fresh connection; returns what came back: everything up to end of stream,
+    or the first expect_len bytes, or up to the reply ending in `until`, each waiting up to 10 s
+    (a loaded machine); without any of them, until `wait` seconds pass quietly."""
     s = conn(port)
     s.sendall(data)
     out = b""
-    s.settimeout(wait)
+    bounded = expect_len is not None or until is not None
+    s.settimeout(10 if bounded else wait)
     try:
         while True:
             b = s.recv(1 << 20)
@@ -80,6 +83,8 @@ def talk(port, data, expect_len=None, wait=0.3):
                 break
             out += b
             if expect_len is not None and len(out) >= expect_len:
+                break
+            if until is not None and out.endswith(until):
                 break
     except socket.timeout:
         pass
@@ -134,7 +139,7 @@ def suite_pymemcache(srv):
         fail("incr on non-numeric value did not fail")
     except Exception as e:
         check("non-numeric" in str(e), "incr non-numeric error: %s" % e)
-    out = talk(srv.port, b"incr n abc\r\n")
+    out = talk(srv.port, b"incr n abc\r\n", until=b"\r\n")
     check(out == b"CLIENT_ERROR invalid numeric delta argument\r\n", "bad delta: %r" % out)
     # noreply: replies suppressed, effects happen
     c.set("q", b"quiet", noreply=True)
@@ -143,7 +148,8 @@ def suite_pymemcache(srv):
     check(c.get("q") == b"quiet", "set noreply took effect")
     # memcached may pad a value that got shorter with spaces (protocol.txt allows it).
     check(c.get("n").rstrip() == b"2", "incr noreply took effect")
-    out = talk(srv.port, b"set k 0 0 1 noreply\r\nx\r\nappend k 0 0 1 noreply\r\ny\r\nget k\r\n")
+    out = talk(srv.port, b"set k 0 0 1 noreply\r\nx\r\nappend k 0 0 1 noreply\r\ny\r\nget k\r\n",
+               until=b"END\r\n")
     check(out == b"VALUE k 0 2\r\nxy\r\nEND\r\n", "raw noreply: %r" % out)
     # 100 kB values
     big = bytes(range(256)) * 400  # 102400 bytes
@@ -163,10 +169,11 @@ def suite_pymemcache(srv):
     check(c.get("e") is None, "expired after exptime")
     check(c.get("abs") is None, "expired after absolute exptime")
     check(c.get("t") == b"v", "touch extended the exptime")
-    out = talk(srv.port, b"gat 100 t\r\ngats 100 t\r\n")
+    out = talk(srv.port, b"gat 100 t\r\ngats 100 t\r\nversion\r\n", until=b"\r\nVERSION ")
+    out = out[:out.rindex(b"VERSION ")] if b"VERSION " in out else out
     check(re.fullmatch(rb"VALUE t 0 1\r\nv\r\nEND\r\nVALUE t 0 1 \d+\r\nv\r\nEND\r\n", out), "gat/gats: %r" % out)
     # flags
-    out = talk(srv.port, b"set f 4294967295 0 1\r\nz\r\nget f\r\n")
+    out = talk(srv.port, b"set f 4294967295 0 1\r\nz\r\nget f\r\n", until=b"END\r\n")
     check(out == b"STORED\r\nVALUE f 4294967295 1\r\nz\r\nEND\r\n", "flags: %r" % out)
     # stats
     st = c.stats()
@@ -178,17 +185,17 @@ def suite_pymemcache(srv):
     check(st[b"pid"] == srv.proc.pid, "stats pid")
     check(st[b"limit_maxbytes"] == 64 * 1024 * 1024, "limit_maxbytes")
     # verbosity, flush_all (now and delayed), quit
-    check(talk(srv.port, b"verbosity 0\r\n") == b"OK\r\n", "verbosity")
+    check(talk(srv.port, b"verbosity 0\r\n", until=b"\r\n") == b"OK\r\n", "verbosity")
     check(c.flush_all() is True and c.get("b") is None and c.get("big") is None, "flush_all")
     c.set("d", b"v")
     # memcached rounds the flush time down by a second on a clock it updates once a second.
-    check(talk(srv.port, b"flush_all 4\r\n") == b"OK\r\n", "delayed flush_all")
+    check(talk(srv.port, b"flush_all 4\r\n", until=b"\r\n") == b"OK\r\n", "delayed flush_all")
     check(c.get("d") == b"v", "item visible before the delayed flush")
     time.sleep(5.2)
     check(c.get("d") is None, "item gone after the delayed flush")
     c.set("after", b"v")
     check(c.get("after") == b"v", "items stored after the flush time stay")
-    check(talk(srv.port, b"quit\r\nget after\r\n") == b"<EOF>", "quit closes without a reply")
+    check(talk(srv.port, b"quit\r\nget after\r\n", expect_len=1 << 30) == b"<EOF>", "quit closes without a reply")
     c.quit()
 
 
@@ -235,8 +242,8 @@ ERRORS = [
 
 def suite_errors(srv):
     for req, want in ERRORS:
-        talk(srv.port, b"flush_all\r\n")
-        got = talk(srv.port, req, expect_len=len(want) if not want.endswith(b"<EOF>") else None)
+        talk(srv.port, b"flush_all\r\n", until=b"\r\n")
+        got = talk(srv.port, req, expect_len=len(want))
         check(got == want, "%r: want %r, got %r" % (req[:60], want, got[:200]))
     # A connection survives every error above: all on one connection, then a good command.
     s = conn(srv.port)
@@ -249,15 +256,15 @@ def suite_errors(srv):
         buf += b
     s.close()
     # A line over 2048 bytes that is not a get: memcached closes the connection; we say why first.
-    out = talk(srv.port, b"x" * 3000)
+    out = talk(srv.port, b"x" * 3000, expect_len=1 << 30)  # until the close
     want = b"<EOF>" if ARGS.server == "memcached" else b"CLIENT_ERROR line too long\r\n<EOF>"
     check(out == want, "long line: %r" % out[:100])
     # A long get line is fine.
-    out = talk(srv.port, b"get " + b"a " * 1500 + b"\r\n")
+    out = talk(srv.port, b"get " + b"a " * 1500 + b"\r\n", until=b"\r\n")
     check(out == b"END\r\n", "long get line: %r" % out[:100])
     # Binary garbage: an error or a close, and the server still serves.
     talk(srv.port, bytes(range(256)) * 16)
-    check(talk(srv.port, b"version\r\n").startswith(b"VERSION "), "server alive after garbage")
+    check(talk(srv.port, b"version\r\n", until=b"\r\n").startswith(b"VERSION "), "server alive after garbage")
 
 
 def suite_pipeline(srv):
@@ -307,7 +314,7 @@ def suite_nomem(srv):
         except Exception as e:
             check("out of memory storing object" in str(e), "wrong error: %s" % e)
             check(c.get("nm0") == value, "-M evicted the oldest item")
-            out = talk(srv.port, b"set x 0 0 10000\r\n" + value + b"\r\n")
+            out = talk(srv.port, b"set x 0 0 10000\r\n" + value + b"\r\n", until=b"\r\n")
             check(out == b"SERVER_ERROR out of memory storing object\r\n", "raw: %r" % out)
             return
     fail("-M -m 2: 4 MB stored without an out-of-memory error")
@@ -355,7 +362,7 @@ def suite_flood(srv):
     for s in held + extra:
         s.close()
     time.sleep(0.5)
-    check(talk(srv.port, b"version\r\n").startswith(b"VERSION"), "new connection after the flood closed")
+    check(talk(srv.port, b"version\r\n", until=b"\r\n").startswith(b"VERSION"), "new connection after the flood closed")
 
 
 def suite_slow(srv):
@@ -363,7 +370,7 @@ def suite_slow(srv):
     # and never reads. Neither may stall a third client.
     stalled = conn(srv.port)
     stalled.sendall(b"set half 0 0 100\r\nonly part")
-    talk(srv.port, b"set huge 0 0 500000\r\n" + b"h" * 500000 + b"\r\n", expect_len=8)
+    talk(srv.port, b"set huge 0 0 500000\r\n" + b"h" * 500000 + b"\r\n", until=b"\r\n")
     hog = conn(srv.port)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     hog.settimeout(0.5)
@@ -374,7 +381,7 @@ def suite_slow(srv):
         pass
     t0 = time.time()
     for i in range(200):
-        out = talk(srv.port, b"set s%d 0 0 1\r\nx\r\nget s%d\r\n" % (i, i), expect_len=26, wait=5)
+        out = talk(srv.port, b"set s%d 0 0 1\r\nx\r\nget s%d\r\n" % (i, i), until=b"END\r\n")
         check(out == b"STORED\r\nVALUE s%d 0 1\r\nx\r\nEND\r\n" % i, "third client: %r" % out)
     check(time.time() - t0 < 30, "third client took %.1f s for 200 round trips" % (time.time() - t0))
     stalled.close()
@@ -466,11 +473,14 @@ def suite_loadgen(srv):
     lg = ARGS.loadgen
     r = subprocess.run([lg, "--port", str(srv.port), "--protocol", "memcached", "--conns", "8",
                         "--rate", "2000", "--duration", "1", "--warmup", "0.2", "--keys", "500",
-                        "--key-size", "16", "--value-size", "100", "--get-ratio", "0.9", "--json"],
+                        "--key-size", "16", "--value-size", "100", "--get-ratio", "0.9",
+                        "--timeout", "10", "--json"],
                        capture_output=True, text=True, timeout=60)
     check(r.returncode == 0, "loadgen exit %d: %s" % (r.returncode, r.stderr))
     j = json.loads(r.stdout)
-    check(j["mismatches"] == 0 and j["failed"] == 0 and j["completed"] > 1000, "loadgen: %r" % j)
+    # Correctness only (the machine may be loaded): every measured request answered, none wrong.
+    check(j["mismatches"] == 0 and j["failed"] == 0 and j["timeouts"] == 0 and
+          j["completed"] == j["requests"] and j["completed"] > 500, "loadgen: %r" % j)
     from pymemcache.client.base import Client
     st = Client(("127.0.0.1", srv.port), timeout=5).stats()
     check(st[b"curr_items"] >= 500, "preload did not set every key: %r" % st[b"curr_items"])
@@ -480,13 +490,14 @@ def suite_loadgen(srv):
         r = subprocess.run([lg, "--protocol", "memcached", "--conns", "4", "--duration", "0.5",
                             "--warmup", "0.1", "--keys", "100", "--sweep", "500,1000",
                             "--target", "a=127.0.0.1:%d" % srv.port, "--target", "b=127.0.0.1:%d" % srv.port,
-                            "--csv", csv, "--plot", png], capture_output=True, text=True, timeout=60)
+                            "--timeout", "10", "--csv", csv, "--plot", png],
+                           capture_output=True, text=True, timeout=120)
         check(r.returncode == 0, "sweep exit %d: %s %s" % (r.returncode, r.stdout, r.stderr))
         rows = open(csv).read().splitlines()
         check(rows[0].startswith("target,offered_rps,") and len(rows) == 5, "csv: %r" % rows)
         check([x.split(",")[0] for x in rows[1:]] == ["a", "b", "b", "a"], "targets not alternated: %r" % rows)
         check(open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n", "no PNG written")
-        check("highest offered load" in r.stdout, "no SLO summary: %s" % r.stdout)
+        check("sweep: a: " in r.stdout and "sweep: b: " in r.stdout, "no SLO summary: %s" % r.stdout)
 
 
 SUITES = {
