@@ -8,7 +8,8 @@ line; memcached: a port found free just before), runs one suite, stops the serve
 Suites: pymemcache (every command through python3-pymemcache), errors (raw lines and the exact
 error replies), pipeline, eviction (-m 2), nomem (-M), flood (connections past -c), slow (a
 stalled client does not stall others), memcslap, memccapable and libmemcached (the
-libmemcached-tools clients), telnet, loadgen (upcall_loadgen's memcached and sweep modes). Exit 0 = pass; a
+libmemcached-tools clients), telnet, loadgen (upcall_loadgen's memcached and sweep modes),
+user (-u nobody as root; exit 77 = skipped otherwise). Exit 0 = pass; a
 failure prints one line saying what differed.
 """
 import argparse, os, re, signal, socket, subprocess, sys, time
@@ -500,6 +501,16 @@ def suite_loadgen(srv):
         check("sweep: a: " in r.stdout and "sweep: b: " in r.stdout, "no SLO summary: %s" % r.stdout)
 
 
+def suite_user(srv):
+    # -u: a root server switches to the user after binding and still serves.
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        uid = next(line.split()[1] for line in f if line.startswith("Uid:"))
+    import pwd
+    check(int(uid) == pwd.getpwnam("nobody").pw_uid, "-u nobody: the server runs as uid %s" % uid)
+    out = talk(srv.port, b"set u 0 0 1\r\nx\r\nget u\r\n", until=b"END\r\n")
+    check(out == b"STORED\r\nVALUE u 0 1\r\nx\r\nEND\r\n", "after -u: %r" % out)
+
+
 SUITES = {
     "pymemcache": (suite_pymemcache, []),
     "errors": (suite_errors, []),
@@ -513,6 +524,7 @@ SUITES = {
     "libmemcached": (suite_libmemcached, []),
     "telnet": (suite_telnet, []),
     "loadgen": (suite_loadgen, []),
+    "user": (suite_user, ["-u", "nobody"]),
 }
 
 
@@ -526,6 +538,9 @@ def main():
     p.add_argument("--loadgen", default="")
     ARGS = p.parse_args()
     fn, extra = SUITES[ARGS.suite]
+    if ARGS.suite == "user" and os.geteuid() != 0:
+        print("SKIP: -u only switches users when the server starts as root")
+        sys.exit(77)
     if ARGS.suite == "flood" and ARGS.server == "memcached":
         extra = ["-c", "40"]  # memcached's own descriptors (pipes, epoll, listener) count too
     srv = Server(extra)
