@@ -4,7 +4,8 @@
 //  2. a request's views (key, keys, data, arg) lie inside the input;
 //  3. delivery does not matter: the stream parsed as a whole and parsed as it would arrive in
 //     two reads (split at a point taken from the input) give the same results in order.
-// Built with clang -fsanitize=fuzzer (tests/memcached/CMakeLists.txt); CI runs it 20 s.
+// Built with clang -fsanitize=fuzzer (tests/memcached/CMakeLists.txt); CI runs it 20 s from the
+// seeds in fuzz/seeds (each starts with the two control bytes described below).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
