@@ -16,6 +16,7 @@ DEPS := cmake ninja-build g++ pkg-config libboost-context-dev libboost-fiber-dev
 # libFuzzer runtime for the parser fuzzer, and gnuplot for loadgen's sweep plot test.
 DEPS += memcached libmemcached-tools python3 python3-pymemcache telnet libclang-rt-14-dev \
         gnuplot-nox
+DEPS += librocksdb-dev
 # Only for `make bench`: the Asio and Go peers of the echo benchmark (bench/echo).
 BENCH_DEPS := libasio-dev golang-go
 
@@ -76,7 +77,7 @@ test-sanitizers: deps
 	cd $(BUILD)-asan && ASAN_OPTIONS="detect_leaks=1" ctest --output-on-failure -j 2 --timeout 900
 
 demo: build
-	$(BUILD)/examples/demo/upcall_demo
+	bash examples/demo/demo.sh $(BUILD)
 
 # Benchmarks: a Release build, results to compare with bench/RESULTS.md. bench/run.sh ends with
 # the echo comparison (bench/echo/run.sh), whose Asio and Go peers need BENCH_DEPS.

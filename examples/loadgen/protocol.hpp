@@ -67,5 +67,6 @@ struct ProtocolConfig {
 std::unique_ptr<Protocol> make_protocol(const ProtocolConfig& config, std::string& error);
 // One per protocol file, called by make_protocol.
 std::unique_ptr<Protocol> make_memcached_protocol(const ProtocolConfig& config, std::string& error);
+std::unique_ptr<Protocol> make_rocksdb_protocol(const ProtocolConfig& config, std::string& error);
 
 }  // namespace loadgen

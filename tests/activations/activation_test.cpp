@@ -16,7 +16,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <string>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -250,6 +254,47 @@ TEST_P(Activations, PtraceStopIsNotABlock) {
   EXPECT_EQ(rt->stats().activations.takeovers, before);
 }
 
+// SIGSTOP stops the whole process (a group stop: every thread, the standby too), so unlike the
+// ptrace stop above the standby rarely sees its holder stopped: it stops on its own next return
+// to user space, and on SIGCONT the SCHED_OTHER holder runs before the SCHED_IDLE standby. This
+// checks the end-to-end behaviour (stop and continue: no takeover, the fiber goes on); the
+// prev_state guard itself is what PtraceStopIsNotABlock exercises (with the guard removed this
+// test still passed twice in a row; the ptrace test is the one that catches it). The stopped
+// process must be a separate one, so the test re-executes its own binary as the target
+// (SigstopTarget below, which does nothing unless started that way).
+TEST_P(Activations, SigstopIsNotABlock) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    setenv("UPCALL_TEST_SIGSTOP_TARGET", GetParam(), 1);
+    setenv("UPCALL_TEST_SIGSTOP_FD", std::to_string(ready[1]).c_str(), 1);
+    execl("/proc/self/exe", "activation_test", "--gtest_filter=ActivationsChild.SigstopTarget",
+          static_cast<char*>(nullptr));
+    _exit(120);
+  }
+  close(ready[1]);
+  char c = 0;
+  const bool started = read(ready[0], &c, 1) == 1;  // the target's fiber is spinning now
+  close(ready[0]);
+  if (started) {
+    std::this_thread::sleep_for(50ms);
+    kill(child, SIGSTOP);
+    std::this_thread::sleep_for(150ms);
+    kill(child, SIGCONT);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  ASSERT_TRUE(WIFEXITED(st)) << "target died, status " << st;
+  const int code = WEXITSTATUS(st);
+  if (code == 77) GTEST_SKIP() << "activations=" << GetParam() << " unavailable in the target";
+  ASSERT_TRUE(started) << "target exited with " << code << " before it was ready";
+  EXPECT_NE(code, 2) << "the target never saw itself stopped (no gap >= 100 ms)";
+  EXPECT_EQ(code, 0) << "a stopped holder was taken over";
+}
+
 TEST_P(Activations, StdoutLockCascadeStaysBounded) {
   auto rt = make_runtime(GetParam());
   REQUIRE_BACKEND(rt, GetParam());
@@ -303,6 +348,35 @@ TEST_P(Activations, ManyRandomBlocksAllComplete) {
 
 INSTANTIATE_TEST_SUITE_P(Backend, Activations, ::testing::Values("bpf", "fallback"),
                          [](const auto& info) { return std::string(info.param); });
+
+// The target process of SigstopIsNotABlock. Exit codes: 0 stopped and not taken over, 1 taken
+// over, 2 never stopped, 77 backend unavailable.
+TEST(ActivationsChild, SigstopTarget) {
+  const char* backend = std::getenv("UPCALL_TEST_SIGSTOP_TARGET");
+  const char* fd = std::getenv("UPCALL_TEST_SIGSTOP_FD");
+  if (!backend || !fd) GTEST_SKIP() << "runs only as the target process of SigstopIsNotABlock";
+  auto rt = make_runtime(backend);
+  if (rt->config().activations != backend) _exit(77);
+  const int ready = std::atoi(fd);
+  const auto before = rt->stats().activations.takeovers;
+  const std::int64_t worst = rt->block_on([&] {
+    char c = 1;
+    if (write(ready, &c, 1) != 1) _exit(120);
+    close(ready);
+    // User code only (no runtime entry) while the parent stops and continues the process.
+    auto last = Clock::now(), end = last + 600ms;
+    std::int64_t w = 0;
+    while (last < end) {
+      const auto t = Clock::now();
+      w = std::max<std::int64_t>(w, std::chrono::duration_cast<std::chrono::milliseconds>(t - last).count());
+      last = t;
+    }
+    return w;
+  });
+  const auto after = rt->stats().activations.takeovers;
+  rt.reset();
+  _exit(after != before ? 1 : worst < 100 ? 2 : 0);
+}
 
 TEST(ActivationsOff, RawReadBlockStallsTheCore) {
   auto rt = make_runtime("off");

@@ -46,23 +46,37 @@ TEST_P(Sleep, WakeInDeadlineOrder) {
   std::shuffle(spawn_order.begin(), spawn_order.end(), std::mt19937(5));
   std::mutex mu;
   std::vector<int> woke;
+  std::vector<char> late(kN, 0);
   std::atomic<int> early{0};
-  const auto base = Clock::now() + 50ms;
+  std::atomic<bool> go{false};
+  std::atomic<std::int64_t> base_ns{0};
   std::vector<JoinHandle<void>> hs;
   for (int k : spawn_order) {
     hs.push_back(rt().spawn([&, k] {
-      const auto deadline = base + k * 20ms;
+      while (!go.load()) this_task::yield();
+      const Clock::time_point deadline{std::chrono::nanoseconds(base_ns.load()) + k * 20ms};
+      // A sleeper that starts after its deadline (a slow, loaded or TSAN run) wakes at once, in
+      // spawn order: it is left out of the order check below.
+      if (Clock::now() >= deadline) late[k] = 1;
       this_task::sleep_until(deadline);
       if (Clock::now() < deadline) early.fetch_add(1);
       std::lock_guard<std::mutex> lock(mu);
       woke.push_back(k);
     }));
   }
+  // The deadlines start once every sleeper exists (spawning is slow under TSAN).
+  const auto base = Clock::now() + 50ms;
+  base_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(base.time_since_epoch()).count();
+  go = true;
   for (auto& h : hs) h.join();
   EXPECT_EQ(early.load(), 0) << "sleep_until returned before its deadline";
-  std::vector<int> expected(kN);
-  std::iota(expected.begin(), expected.end(), 0);
-  EXPECT_EQ(woke, expected);
+  ASSERT_EQ(woke.size(), static_cast<std::size_t>(kN));
+  std::vector<int> in_time;
+  for (int k : woke)
+    if (!late[k]) in_time.push_back(k);
+  EXPECT_GE(in_time.size(), static_cast<std::size_t>(kN / 2)) << "most sleepers armed late";
+  EXPECT_TRUE(std::is_sorted(in_time.begin(), in_time.end()))
+      << "sleepers that armed in time woke out of deadline order";
 }
 
 TEST_P(Sleep, ManySleepersAllWakeAfterTheirDeadlines) {
