@@ -12,6 +12,10 @@ CMAKE_FLAGS ?=
 DEPS := cmake ninja-build g++ pkg-config libboost-context-dev libboost-fiber-dev \
         libgtest-dev googletest libbenchmark-dev liburing-dev libbpf-dev bpftool clang llvm \
         libelf-dev zlib1g-dev
+# memcached-server's tests: the real memcached and its clients (tests/memcached), telnet, the
+# libFuzzer runtime for the parser fuzzer, and gnuplot for loadgen's sweep plot test.
+DEPS += memcached libmemcached-tools python3 python3-pymemcache telnet libclang-rt-14-dev \
+        gnuplot-nox
 DEPS += librocksdb-dev
 # Only for `make bench`: the Asio and Go peers of the echo benchmark (bench/echo); gnuplot and
 # memcached (the kernel-thread peer) for bench/colocation.

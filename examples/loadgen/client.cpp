@@ -393,6 +393,69 @@ int ensure_fd_limit(uint64_t needed, std::string& error) {
   return 0;
 }
 
+int run_preload(const Options& o, const Protocol& protocol, std::string& error) {
+  const size_t count = protocol.preload_count();
+  if (count == 0) return 0;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* ai = nullptr;
+  const std::string port = std::to_string(o.port);
+  if (int g = getaddrinfo(o.host.c_str(), port.c_str(), &hints, &ai); g != 0) {
+    error = "cannot resolve host '" + o.host + "': " + gai_strerror(g);
+    return -EINVAL;
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> ai_owner(ai, &freeaddrinfo);
+  const int fd = connect_one(ai);
+  if (fd < 0) {
+    error = "preload: connect to " + o.host + ":" + port + " failed: " + errno_text(-fd);
+    return fd;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  auto session = protocol.new_session(mix_seed(o.seed, 0, 0));
+  std::string out, in;
+  std::vector<char> buf(kReadChunk);
+  constexpr size_t kBatch = 256;  // requests per write: pipelined, bounded socket buffers
+  int rc = 0;
+  for (size_t i = 0; i < count && rc == 0;) {
+    out.clear();
+    for (size_t end = std::min(count, i + kBatch); i < end; ++i) session->encode_preload(i, out);
+    if (send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
+      error = "preload: send: " + errno_text(errno);
+      rc = -EIO;
+      break;
+    }
+    while (session->outstanding() > 0) {
+      ssize_t n = read(fd, buf.data(), buf.size());
+      if (n <= 0) {
+        error = n == 0 ? "preload: the server closed the connection"
+                       : "preload: read: " + errno_text(errno);
+        rc = -EIO;
+        break;
+      }
+      in.append(buf.data(), static_cast<size_t>(n));
+      size_t off = 0;
+      while (session->outstanding() > 0) {
+        ParseResult pr = session->parse(in.data() + off, in.size() - off);
+        if (pr.status == ParseResult::kIncomplete) break;
+        if (pr.status != ParseResult::kOk) {
+          error = std::string("preload: the server refused or garbled a preload request: ") +
+                  in.substr(off, std::min<size_t>(in.find('\n', off) - off, 120));
+          rc = -EPROTO;
+          break;
+        }
+        off += pr.consumed;
+      }
+      in.erase(0, off);
+      if (rc) break;
+    }
+  }
+  close(fd);
+  return rc;
+}
+
 int run_load(const Options& o, const Protocol& protocol, Results& results, std::string& error) {
   // Connections, one epoll fd per thread, stdio and some slack.
   int rc = ensure_fd_limit(static_cast<uint64_t>(o.conns) + o.threads + 16, error);

@@ -40,6 +40,11 @@ struct Results {
 int run_load(const Options& options, const Protocol& protocol, Results& results,
              std::string& error);
 
+// Sends the protocol's preload requests (Protocol::preload_count) on one connection to
+// options.host:port and checks every response. Returns 0, or a negative errno with `error` set
+// (connection failure, a response that did not match, more than 30 s of silence).
+int run_preload(const Options& options, const Protocol& protocol, std::string& error);
+
 // Makes sure `needed` file descriptors can be open: raises the RLIMIT_NOFILE soft limit up to
 // the hard limit if needed. Returns 0 or -EMFILE with `error` set.
 int ensure_fd_limit(uint64_t needed, std::string& error);

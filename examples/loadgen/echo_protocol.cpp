@@ -68,8 +68,9 @@ std::unique_ptr<Protocol> make_protocol(const ProtocolConfig& config, std::strin
     }
     return std::make_unique<EchoProtocol>(config.size);
   }
+  if (config.name == "memcached") return make_memcached_protocol(config, error);
   if (config.name.rfind("rocksdb", 0) == 0) return make_rocksdb_protocol(config, error);
-  error = "unknown --protocol '" + config.name + "' (known: echo)";
+  error = "unknown --protocol '" + config.name + "' (known: echo, memcached, rocksdb*)";
   return nullptr;
 }
 

@@ -9,7 +9,9 @@
 //
 //   upcall_loadgen --port 7000 --conns 50 --rate 20k --duration 5 --size 64 [--json]
 //
-// Options: --help. Protocols: echo (protocol.hpp is the interface for more).
+// Options: --help. Protocols: echo, memcached (protocol.hpp is the interface for more). Sweep
+// mode (--sweep, sweep.hpp): offered-load steps over one or more --target servers, CSV and a
+// gnuplot PNG.
 #include <cstdio>
 #include <string>
 
@@ -17,6 +19,7 @@
 #include "options.hpp"
 #include "protocol.hpp"
 #include "report.hpp"
+#include "sweep.hpp"
 
 int main(int argc, char** argv) {
   loadgen::Options options;
@@ -33,6 +36,16 @@ int main(int argc, char** argv) {
   if (!protocol) {
     std::fprintf(stderr, "loadgen: %s\n", error.c_str());
     return 1;
+  }
+  if (!options.sweep.empty()) {
+    const int rc = loadgen::run_sweep(options, *protocol, error);
+    if (rc == 2) std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+    if (rc == 3) std::fprintf(stderr, "loadgen: some responses did not match their requests\n");
+    return rc;
+  }
+  if (loadgen::run_preload(options, *protocol, error) != 0) {
+    std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+    return 2;
   }
   loadgen::Results results;
   if (loadgen::run_load(options, *protocol, results, error) != 0) {

@@ -45,6 +45,31 @@ bool parse_int(std::string_view s, long long lo, long long hi, long long& out) {
   return true;
 }
 
+// "10k,20k,40k" or "FROM:TO:STEP".
+bool parse_sweep(std::string_view s, std::vector<double>& out) {
+  out.clear();
+  if (s.find(':') != std::string_view::npos) {
+    const auto a = s.find(':'), b = s.find(':', a + 1);
+    double from, to, step;
+    if (b == std::string_view::npos || !parse_scaled(s.substr(0, a), from, false) ||
+        !parse_scaled(s.substr(a + 1, b - a - 1), to, false) ||
+        !parse_scaled(s.substr(b + 1), step, false) || from <= 0 || to < from || step <= 0 ||
+        (to - from) / step > 1000)
+      return false;
+    for (double r = from; r <= to * (1 + 1e-9); r += step) out.push_back(r);
+    return true;
+  }
+  while (!s.empty()) {
+    const auto c = s.find(',');
+    double r;
+    if (!parse_scaled(s.substr(0, c), r, false) || r <= 0 || r > 1e8 || out.size() >= 1000)
+      return false;
+    out.push_back(r);
+    s = c == std::string_view::npos ? std::string_view{} : s.substr(c + 1);
+  }
+  return !out.empty();
+}
+
 }  // namespace
 
 const char* usage() {
@@ -62,7 +87,18 @@ const char* usage() {
       "  --size B        message bytes, K/M suffixes (64)\n"
       "  --threads N     client threads, each an epoll loop over its connections (1)\n"
       "  --pipeline D    requests in flight per connection (1)\n"
-      "  --protocol P    echo (default)\n"
+      "  --protocol P    echo (default) or memcached (text protocol get/set mix)\n"
+      "  --get-ratio F   memcached: share of gets, the rest sets (0.9)\n"
+      "  --key-size B    memcached: key bytes (16)\n"
+      "  --value-size B  memcached: value bytes, K/M suffixes (32)\n"
+      "  --keys N        memcached: distinct keys, uniform; all set before the run (10000)\n"
+      "  --no-preload    memcached: do not set every key before the run\n"
+      "  --sweep RATES   sweep mode: one run per rate, \"10k,20k,40k\" or FROM:TO:STEP\n"
+      "  --target N=H:P  sweep target (repeatable; runs alternate between targets per step);\n"
+      "                  default: --host/--port named \"server\"\n"
+      "  --csv FILE      sweep: one CSV row per run (\"-\": stdout)\n"
+      "  --plot FILE     sweep: PNG of p50/p99/p99.9 against offered load (needs gnuplot)\n"
+      "  --slo-us U      sweep: report the highest load with p99 <= U microseconds (500)\n"
       "  --seed S        schedule and payload seed (1)\n"
       "  --json          print one JSON line of results\n"
       "Exit status: 0 run completed, 1 bad options, 2 could not connect or set up,\n"
@@ -74,6 +110,7 @@ bool parse_options(int argc, const char* const* argv, Options& o, std::string& e
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") { o.help = true; continue; }
     if (arg == "--json") { o.json = true; continue; }
+    if (arg == "--no-preload") { o.protocol.preload = false; continue; }
     if (!arg.starts_with("--")) {
       error = "unexpected argument '" + std::string(arg) + "' (see --help)";
       return false;
@@ -128,6 +165,46 @@ bool parse_options(int argc, const char* const* argv, Options& o, std::string& e
     } else if (name == "--pipeline") {
       if (!parse_int(value, 1, 65536, n)) return bad("expected a depth 1..65536");
       o.pipeline = static_cast<int>(n);
+    } else if (name == "--get-ratio") {
+      if (!parse_scaled(value, d, false) || d < 0 || d > 1) return bad("expected 0 .. 1");
+      o.protocol.get_ratio = d;
+    } else if (name == "--key-size") {
+      if (!parse_int(value, 1, 250, n)) return bad("expected 1 .. 250 bytes");
+      o.protocol.key_size = static_cast<size_t>(n);
+    } else if (name == "--value-size") {
+      if (!parse_scaled(value, d, true) || d != std::floor(d) || d < 1 || d > 64 * 1024 * 1024)
+        return bad("expected 1 byte .. 64M");
+      o.protocol.value_size = static_cast<size_t>(d);
+    } else if (name == "--keys") {
+      if (!parse_int(value, 1, 1'000'000'000, n)) return bad("expected 1 .. 1e9 keys");
+      o.protocol.keys = static_cast<uint64_t>(n);
+    } else if (name == "--sweep") {
+      if (!parse_sweep(value, o.sweep))
+        return bad("expected rates \"10k,20k\" or FROM:TO:STEP (each > 0, at most 1000 steps)");
+    } else if (name == "--target") {
+      Options::Target t;
+      const auto eq = value.find('=');
+      const auto colon = value.rfind(':');
+      if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon < eq)
+        return bad("expected NAME=HOST:PORT");
+      t.name = value.substr(0, eq);
+      t.host = value.substr(eq + 1, colon - eq - 1);
+      if (t.host.size() > 2 && t.host.front() == '[' && t.host.back() == ']')
+        t.host = t.host.substr(1, t.host.size() - 2);
+      if (t.host.empty() || !parse_int(value.substr(colon + 1), 1, 65535, n))
+        return bad("expected NAME=HOST:PORT with a port 1..65535");
+      if (t.name.find_first_of(",\"") != std::string::npos) return bad("no , or \" in NAME");
+      t.port = static_cast<int>(n);
+      o.targets.push_back(t);
+    } else if (name == "--csv") {
+      if (value.empty()) return bad("expected a file name");
+      o.csv = value;
+    } else if (name == "--plot") {
+      if (value.empty()) return bad("expected a file name");
+      o.plot = value;
+    } else if (name == "--slo-us") {
+      if (!parse_scaled(value, d, false) || d <= 0) return bad("expected microseconds > 0");
+      o.slo_us = d;
     } else if (name == "--protocol") {
       o.protocol.name = value;
     } else if (name == "--seed") {
@@ -142,7 +219,11 @@ bool parse_options(int argc, const char* const* argv, Options& o, std::string& e
     }
   }
   if (o.help) return true;
-  if (o.port == 0) {
+  if ((!o.csv.empty() || !o.plot.empty() || !o.targets.empty()) && o.sweep.empty()) {
+    error = "--csv, --plot and --target need --sweep";
+    return false;
+  }
+  if (o.port == 0 && o.targets.empty()) {
     error = "--port is required (see --help)";
     return false;
   }

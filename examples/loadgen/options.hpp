@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "protocol.hpp"
 
@@ -23,7 +24,17 @@ struct Options {
   uint64_t seed = 1;           // schedule and payloads; the same seed gives the same run
   bool json = false;           // one JSON line instead of the text report
   bool help = false;
-  ProtocolConfig protocol;     // --protocol, --size
+  ProtocolConfig protocol;     // --protocol, --size, --get-ratio, --key-size, --value-size, --keys
+  // Sweep mode (sweep.hpp): one run per offered rate and target.
+  struct Target {
+    std::string name, host;
+    int port = 0;
+  };
+  std::vector<double> sweep;   // --sweep: offered rates; empty = one run at --rate
+  std::vector<Target> targets; // --target NAME=HOST:PORT (repeatable); none = --host/--port
+  std::string csv;             // --csv FILE: one row per run ("-" = stdout)
+  std::string plot;            // --plot FILE.png: p50/p99/p99.9 against offered load (gnuplot)
+  double slo_us = 500;         // --slo-us: the p99 bound the sweep summary reports against
 };
 
 // Parses argv (both "--opt value" and "--opt=value"). On error returns false and sets `error`

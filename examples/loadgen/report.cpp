@@ -42,6 +42,10 @@ std::string format_text(const Options& o, const Results& r) {
   s += fmt("loadgen: %s %s:%d conns=%d threads=%d pipeline=%d size=%zu duration=%gs warmup=%gs\n",
            o.protocol.name.c_str(), o.host.c_str(), o.port, o.conns, o.threads, o.pipeline,
            o.protocol.size, o.duration_s, o.warmup_s);
+  if (o.protocol.name == "memcached")
+    s += fmt("  memcached: get-ratio=%g keys=%llu key-size=%zu value-size=%zu (size unused)\n",
+             o.protocol.get_ratio, (unsigned long long)o.protocol.keys, o.protocol.key_size,
+             o.protocol.value_size);
   s += fmt("  offered %.1f req/s, achieved %.1f req/s (%llu responses in the measured %gs)\n",
            o.rate, achieved_rps(o, r), (unsigned long long)r.responses_in_window, o.duration_s);
   s += fmt("  requests %llu: completed %llu, mismatches %llu, failed %llu, timeouts %llu\n",

@@ -94,7 +94,7 @@ TEST(EchoProtocol, PayloadsAreRandomPerRequestAndPerSeed) {
 
 TEST(EchoProtocol, FactoryRejectsUnknownAndEmpty) {
   std::string err;
-  EXPECT_FALSE(make_protocol(ProtocolConfig{"memcached", 64}, err));
+  EXPECT_FALSE(make_protocol(ProtocolConfig{"gopher", 64}, err));
   EXPECT_NE(err.find("unknown --protocol"), std::string::npos) << err;
   EXPECT_FALSE(make_protocol(ProtocolConfig{"echo", 0}, err));
 }
