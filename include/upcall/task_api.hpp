@@ -34,7 +34,8 @@
 //   task_yield returns errc::locked at once, task_delay and the caller's task_suspend return
 //   errc::deadlock (EDEADLK), this_task::yield returns at once, this_task::sleep_* and
 //   JoinHandle::join throw std::system_error(EDEADLK); a wait on a sync object (which cannot
-//   fail) waits without switching, holding the core (announced once on stderr).
+//   fail) waits without switching, holding the core (announced once on stderr); a delete
+//   still ends such a wait (TaskDeleted, as outside the lock).
 // - Priorities: higher runs first (SpawnOptions::priority's convention, not LiteOS's
 //   0-is-highest), in [kMinPriority, kMaxPriority], default 0.
 // Ids are per runtime: the overloads without a Runtime& act on the calling fiber's runtime and
