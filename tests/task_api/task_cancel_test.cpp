@@ -277,6 +277,25 @@ TEST_P(TaskCancel, ThreadJoinDetachesAndJthreadStopsAndJoins) {
   EXPECT_TRUE(jthread_stopped.load()) << "~jthread joined before the task ended";
 }
 
+TEST_P(TaskCancel, AWaitInsideTheSchedulerLockIsAPointToo) {
+  upcall::counting_semaphore<4> sem(0);
+  std::atomic<bool> waiting{false}, after{false};
+  auto t = los::create(rt(), [&] {
+    los::TaskLockGuard g;  // the wait holds the core without switching (park_locked)
+    waiting = true;
+    sem.acquire();
+    after = true;
+  });
+  ASSERT_TRUE(eventually([&] { return waiting.load(); }));
+  std::this_thread::sleep_for(20ms);  // (the monitor shows it running: it does not switch)
+  EXPECT_FALSE(los::task_delete(rt(), t.id));
+  EXPECT_THROW(t.handle.join(), los::TaskDeleted);
+  EXPECT_FALSE(after.load());
+  EXPECT_EQ(rt().block_on([] { return los::task_lock_depth(); }), 0u) << "the guard unlocked";
+  sem.release();
+  EXPECT_TRUE(sem.try_acquire());
+}
+
 TEST_P(TaskCancel, NoCancelGuardDefersTheDeleteToTheNextPointAfterIt) {
   upcall::counting_semaphore<4> sem(0);
   std::atomic<bool> acquired{false}, after{false};
