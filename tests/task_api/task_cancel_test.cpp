@@ -235,16 +235,19 @@ TEST_P(TaskCancel, SelectUnwindsAndUnlinksEveryCase) {
 }
 
 TEST_P(TaskCancel, JoinAndSleepUnwind) {
-  std::atomic<bool> release{false};
+  std::atomic<bool> release{false}, child_done{false};
   ExpectDeleteUnwinds(
       [&] {
         auto child = upcall::spawn([&] {
           while (!release.load()) this_task::sleep_for(1ms);
+          child_done = true;
         });
         child.join();
       },
       los::WaitReason::join);
-  release = true;  // the child (detached by the unwinding) finishes; the fixture checks leaks
+  release = true;  // the child (detached by the unwinding) finishes
+  // Before this frame (and `release`) goes away.
+  ASSERT_TRUE(eventually([&] { return child_done.load(); }));
   ExpectDeleteUnwinds([] { this_task::sleep_for(30s); }, los::WaitReason::sleep);
   ExpectDeleteUnwinds([] { upcall::this_thread::sleep_until(Clock::now() + 30s); },
                       los::WaitReason::sleep);
@@ -263,7 +266,7 @@ TEST_P(TaskCancel, ThreadJoinDetachesAndJthreadStopsAndJoins) {
       },
       los::WaitReason::join);
   release = true;
-  EXPECT_TRUE(eventually([&] { return thread_done.load(); }));
+  ASSERT_TRUE(eventually([&] { return thread_done.load(); }));
   // upcall::jthread: the unwinding destructor requests a stop and joins (not a point there).
   ExpectDeleteUnwinds(
       [&] {
