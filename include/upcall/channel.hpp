@@ -85,6 +85,15 @@ namespace detail {
 // Invariants (under lock_): a ready, non-stale receiver is linked only while the buffer is
 // empty; a ready sender only while the buffer is full (always, for rendezvous). So send looks
 // for a receiver before the buffer, and recv looks at the buffer before the senders.
+//
+// Cancellation (los::task_delete of a waiting task, runtime/DESIGN.md section 14): a waiting
+// send or recv is a cancellation point. The woken op does what a timed-out one does; if it was
+// still linked (or completed by close: nothing moved) it throws TaskDeleted. If a counterpart
+// completed it in the same instant, what moved is not lost: a send whose value was taken was
+// delivered (exactly once) and the sender throws; a received value goes back (give_back: to a
+// waiting receiver, else to the front of the buffer if it has room) and then the op throws;
+// only if it has nowhere to go (rendezvous, or a buffer refilled to its bound) does the recv
+// return it, and the delete takes effect at the task's next cancellation point.
 
 // States of ChanOp::node.tag, written under the channel's lock by whoever unlinks the node.
 inline constexpr std::uintptr_t kOpLinked = 0;  // queued, not completed
@@ -95,6 +104,16 @@ inline constexpr std::uintptr_t kOpStale = 3;   // select proxy unlinked without
 // Values of a select's claim word besides a case index.
 inline constexpr std::uint32_t kUnclaimed = 0xffffffffu;
 inline constexpr std::uint32_t kSelectTimedOut = 0xfffffffeu;
+inline constexpr std::uint32_t kSelectCancelled = 0xfffffffdu;  // the select's task was deleted
+
+// How a linked op's wait ended (wait_linked).
+enum class Waited : std::uint8_t {
+  done,            // completed: the value moved
+  closed,          // completed by close(): nothing moved
+  timed_out,       // unlinked itself at the deadline
+  cancelled,       // the task was deleted; nothing moved (unlinked, or completed by close)
+  cancelled_done,  // the task was deleted, but a counterpart completed the op just before
+};
 
 // One waiting send or recv, on the waiting context's stack. Linked while node.tag == kOpLinked.
 struct ChanOp {
@@ -138,21 +157,24 @@ class ChannelBase {
     return nullptr;
   }
 
-  // W2/W3 for an op linked into q by the caller, who has unlocked since.
-  ChannelStatus wait_linked(ChanOp& op, WaitList& q, bool timed,
-                            std::chrono::steady_clock::time_point deadline) noexcept {
-    if (!timed) {
-      op.node.wait();
-    } else if (!op.node.wait_until(deadline)) {
+  // W2/W3 for an op linked into q by the caller, who has unlocked since. A cancellation point
+  // (see "Cancellation" above).
+  Waited wait_linked(ChanOp& op, WaitList& q, bool timed,
+                     std::chrono::steady_clock::time_point deadline) noexcept {
+    const WaitStatus st = op.node.wait_cancellable(
+        timed ? deadline : std::chrono::steady_clock::time_point::max());
+    if (st != WaitStatus::notified) {
       lock_.lock();
       const bool linked = op.node.tag == kOpLinked;
       if (linked) q.remove(&op.node);
       lock_.unlock();
-      if (linked) return ChannelStatus::timed_out;
+      if (linked) return st == WaitStatus::timed_out ? Waited::timed_out : Waited::cancelled;
       op.node.wait();  // completed under the lock; absorb the notify that is on its way
+      if (st == WaitStatus::cancelled)
+        return op.node.tag == kOpDone ? Waited::cancelled_done : Waited::cancelled;
     }
     // The completer wrote tag before its notify (release); wait()'s acquire makes it visible.
-    return op.node.tag == kOpDone ? ChannelStatus::ok : ChannelStatus::closed;
+    return op.node.tag == kOpDone ? Waited::done : Waited::closed;
   }
 
   // Closes the channel: later sends fail, waiting senders fail, waiting receivers get nullopt
@@ -309,7 +331,7 @@ class ChannelState final : public ChannelBase {
 
   // Fills out (empty on entry) when it returns ok.
   ChannelStatus recv(std::optional<T>& out, bool may_wait, bool timed,
-                     std::chrono::steady_clock::time_point deadline) noexcept {
+                     std::chrono::steady_clock::time_point deadline) {
     Waiter* wake = nullptr;
     void* to_free = nullptr;
     lock_.lock();
@@ -332,20 +354,72 @@ class ChannelState final : public ChannelBase {
   // ever builds takes a parker from the runtime's pool (a std::mutex, perhaps an allocation);
   // once per thread, and it cannot deadlock (that pool's holders never take a channel lock).
   [[gnu::noinline]] ChannelStatus send_wait_locked(
-      T& src, bool timed, std::chrono::steady_clock::time_point deadline) noexcept {
+      T& src, bool timed, std::chrono::steady_clock::time_point deadline) {
     ChanOp op;
     op.value = &src;
     sendq_.push_back(&op.node);
     lock_.unlock();
-    return wait_linked(op, sendq_, timed, deadline);
+    switch (wait_linked(op, sendq_, timed, deadline)) {
+      case Waited::done: return ChannelStatus::ok;
+      case Waited::closed: return ChannelStatus::closed;
+      case Waited::timed_out: return ChannelStatus::timed_out;
+      case Waited::cancelled: break;       // src was not taken: it stays in the caller's frame
+      case Waited::cancelled_done: break;  // delivered (exactly once); the sender unwinds
+    }
+    throw_task_deleted();
   }
   [[gnu::noinline]] ChannelStatus recv_wait_locked(
-      std::optional<T>& out, bool timed, std::chrono::steady_clock::time_point deadline) noexcept {
+      std::optional<T>& out, bool timed, std::chrono::steady_clock::time_point deadline) {
     ChanOp op;
     op.value = &out;
     recvq_.push_back(&op.node);
     lock_.unlock();
-    return wait_linked(op, recvq_, timed, deadline);
+    switch (wait_linked(op, recvq_, timed, deadline)) {
+      case Waited::done: return ChannelStatus::ok;
+      case Waited::closed: return ChannelStatus::closed;
+      case Waited::timed_out: return ChannelStatus::timed_out;
+      case Waited::cancelled_done:
+        if (!give_back(out)) return ChannelStatus::ok;  // nowhere to go: keep it (see above)
+        break;
+      case Waited::cancelled: break;
+    }
+    throw_task_deleted();
+  }
+
+  // A value received by a deleted receiver goes back: to a waiting receiver, else to the front
+  // of the buffer if it has room. True (out emptied) when it went back.
+  bool give_back(std::optional<T>& out) noexcept {
+    Waiter* wake = nullptr;
+    lock_.lock();
+    bool back = true;
+    if (ChanOp* r = pop_ready_locked(recvq_)) {  // then the buffer is empty
+      static_cast<std::optional<T>*>(r->value)->emplace(std::move(*out));
+      r->node.tag = kOpDone;
+      wake = r->wake;
+    } else {
+      back = push_front_locked(*out);
+    }
+    lock_.unlock();
+    if (wake) wake->notify();  // N2
+    if (back) out.reset();
+    return back;
+  }
+
+  // lock_ held. Prepends (it was the oldest value); moves from v only when it returns true.
+  // No ready sender is linked when it succeeds: senders wait only while the buffer is full.
+  bool push_front_locked(T& v) noexcept {
+    if (cap_ == kUnbounded) {
+      if (count_ == 0) return push_locked(v);  // empty: indices are back at 0
+      if (head_idx_ == 0) return false;         // no room before the head in its block
+      --head_idx_;
+      ::new (static_cast<void*>(head_blk_->slot(head_idx_))) T(std::move(v));
+    } else {
+      if (count_ >= cap_) return false;  // full, or rendezvous (no buffer)
+      head_ = head_ == 0 ? cap_ - 1 : head_ - 1;
+      ::new (static_cast<void*>(ring_ + head_)) T(std::move(v));
+    }
+    ++count_;
+    return true;
   }
 
   // lock_ held. Appends; moves from v only when it returns true (false: unbounded, no block).

@@ -45,6 +45,10 @@ class UPCALL_API CvCore {
   void wait(Waiter& w) noexcept;
   // W2 with a deadline (+W3). True when notified, false when the deadline passed first.
   bool wait_until(Waiter& w, SteadyTime deadline) noexcept;
+  // W2 (+W3) at a cancellation point (SteadyTime::max(): no deadline). `cancelled`: the
+  // calling task was deleted; w is off the list, a notify it had already been given was passed
+  // to the next waiter, and the caller must relock and then throw_task_deleted().
+  WaitStatus wait_cancellable(Waiter& w, SteadyTime deadline) noexcept;
   void notify_one() noexcept;
   void notify_all() noexcept;
 
@@ -58,9 +62,20 @@ class UPCALL_API CvCore {
 };
 
 // Relocks after a wait. std: if the relock fails the postcondition cannot hold: terminate.
+// Not a cancellation point (std wants the lock held when wait exits, also by an exception): a
+// deleted task waits for the lock here and throws TaskDeleted after.
 template <class Lock>
 void relock(Lock& lock) noexcept {
+  NoCancelScope no_cancel;
   lock.lock();
+}
+
+// The end of every wait: relock, then unwind if the wait ended with a delete.
+template <class Lock>
+bool relock_after(Lock& lock, WaitStatus st) {
+  relock(lock);
+  if (st == WaitStatus::cancelled) throw_task_deleted();
+  return st == WaitStatus::notified;
 }
 
 }  // namespace detail
@@ -80,8 +95,8 @@ class condition_variable {
     detail::Waiter w;
     core_.enqueue(w);
     lock.unlock();
-    core_.wait(w);
-    detail::relock(lock);
+    // A cancellation point of a deleted task: TaskDeleted leaves with the lock held again.
+    detail::relock_after(lock, core_.wait_cancellable(w, detail::SteadyTime::max()));
   }
   template <class Predicate>
   void wait(unique_lock<mutex>& lock, Predicate pred) {
@@ -121,8 +136,7 @@ class condition_variable {
     detail::Waiter w;
     core_.enqueue(w);
     lock.unlock();
-    const bool notified = core_.wait_until(w, deadline);
-    detail::relock(lock);
+    const bool notified = detail::relock_after(lock, core_.wait_cancellable(w, deadline));
     return notified ? cv_status::no_timeout : cv_status::timeout;
   }
   detail::CvCore core_;
@@ -145,8 +159,8 @@ class condition_variable_any {
     detail::Waiter w;
     core_.enqueue(w);
     lock.unlock();
-    core_.wait(w);
-    detail::relock(lock);
+    // A cancellation point of a deleted task: TaskDeleted leaves with the lock held again.
+    detail::relock_after(lock, core_.wait_cancellable(w, detail::SteadyTime::max()));
   }
   template <class Lock, class Predicate>
   void wait(Lock& lock, Predicate pred) {
@@ -209,8 +223,7 @@ class condition_variable_any {
     detail::Waiter w;
     core_.enqueue(w);
     lock.unlock();
-    const bool notified = core_.wait_until(w, deadline);
-    detail::relock(lock);
+    const bool notified = detail::relock_after(lock, core_.wait_cancellable(w, deadline));
     return notified ? cv_status::no_timeout : cv_status::timeout;
   }
   template <class Lock, class Predicate>
@@ -227,8 +240,7 @@ class condition_variable_any {
         break;
       }
       lock.unlock();
-      const bool notified = core_.wait_until(w, deadline);
-      detail::relock(lock);
+      const bool notified = detail::relock_after(lock, core_.wait_cancellable(w, deadline));
       if (!notified || st.stop_requested()) break;
     }
     return pred();

@@ -525,6 +525,7 @@ class LaunchState final : public FutureState<R> {
     this->finish_satisfy();
   }
   void on_last_future() noexcept override {
+    detail::NoCancelScope no_cancel;  // from a future's destructor: not a cancellation point
     if (fiber.joinable()) fiber.join();
   }
   Fn fn_;

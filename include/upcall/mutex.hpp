@@ -59,11 +59,13 @@ class UPCALL_API MutexCore {
     return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }
-  void lock() noexcept {
+  // A contended lock is a cancellation point of a deleted task (throws los::TaskDeleted,
+  // runtime/DESIGN.md section 14); the uncontended CAS never looks.
+  void lock() {
     if (!try_lock()) lock_slow();
   }
   // False when `deadline` passed before the mutex could be had.
-  bool try_lock_until(SteadyTime deadline) noexcept {
+  bool try_lock_until(SteadyTime deadline) {
     return try_lock() || lock_slow_until(deadline);
   }
   void unlock() noexcept {
@@ -75,9 +77,9 @@ class UPCALL_API MutexCore {
   }
 
  private:
-  void lock_slow() noexcept;
-  bool lock_slow_until(SteadyTime deadline) noexcept;
-  bool lock_slow_impl(bool timed, SteadyTime deadline) noexcept;
+  void lock_slow();
+  bool lock_slow_until(SteadyTime deadline);
+  bool lock_slow_impl(bool timed, SteadyTime deadline);
   void unlock_slow() noexcept;
 
   // Atomic: fast paths CAS it without the lock; kQueued is set and cleared only under spin_.
@@ -90,9 +92,9 @@ class UPCALL_API MutexCore {
 class UPCALL_API RecursiveCore {
  public:
   constexpr RecursiveCore() noexcept = default;
-  void lock() noexcept;
+  void lock();
   bool try_lock() noexcept;
-  bool try_lock_until(SteadyTime deadline) noexcept;
+  bool try_lock_until(SteadyTime deadline);
   void unlock() noexcept;
 
  private:

@@ -44,10 +44,11 @@ class UPCALL_API SemaphoreCore {
     }
     return false;
   }
-  void acquire() noexcept {
+  // A waiting acquire is a cancellation point of a deleted task (DESIGN.md section 14).
+  void acquire() {
     if (!try_acquire()) acquire_slow(false, SteadyTime{});
   }
-  bool try_acquire_until(SteadyTime d) noexcept { return try_acquire() || acquire_slow(true, d); }
+  bool try_acquire_until(SteadyTime d) { return try_acquire() || acquire_slow(true, d); }
   void release(std::ptrdiff_t n) noexcept {
     std::int64_t s = state_.load(std::memory_order_relaxed);
     while (!(s & kQueued)) {
@@ -60,7 +61,7 @@ class UPCALL_API SemaphoreCore {
   }
 
  private:
-  bool acquire_slow(bool timed, SteadyTime deadline) noexcept;
+  bool acquire_slow(bool timed, SteadyTime deadline);
   void release_slow(std::ptrdiff_t n) noexcept;
 
   // Atomic: fast paths CAS it while kQueued is clear; kQueued only changes under spin_.

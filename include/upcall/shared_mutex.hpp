@@ -43,10 +43,11 @@ class UPCALL_API SharedMutexCore {
     return state_.compare_exchange_strong(s, kWriter, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }
-  void lock() noexcept {
-    if (!try_lock()) lock_slow(false, false, SteadyTime{});
+  // Contended locks are cancellation points of a deleted task (DESIGN.md section 14).
+  void lock() {
+    if (!try_lock()) lock_slow(false, false, SteadyTime::max());
   }
-  bool try_lock_until(SteadyTime d) noexcept { return try_lock() || lock_slow(false, true, d); }
+  bool try_lock_until(SteadyTime d) { return try_lock() || lock_slow(false, true, d); }
   void unlock() noexcept {
     std::uint32_t s = kWriter;
     // release: pairs with the acquire CAS of the next locker (shared or exclusive).
@@ -65,10 +66,10 @@ class UPCALL_API SharedMutexCore {
     }
     return false;
   }
-  void lock_shared() noexcept {
-    if (!try_lock_shared()) lock_slow(true, false, SteadyTime{});
+  void lock_shared() {
+    if (!try_lock_shared()) lock_slow(true, false, SteadyTime::max());
   }
-  bool try_lock_shared_until(SteadyTime d) noexcept {
+  bool try_lock_shared_until(SteadyTime d) {
     return try_lock_shared() || lock_slow(true, true, d);
   }
   void unlock_shared() noexcept {
@@ -83,7 +84,7 @@ class UPCALL_API SharedMutexCore {
   }
 
  private:
-  bool lock_slow(bool shared, bool timed, SteadyTime deadline) noexcept;
+  bool lock_slow(bool shared, bool timed, SteadyTime deadline);
   void unlock_slow(bool writer) noexcept;
   void grant_locked(std::uint32_t s, WakeChain& chain) noexcept;
 

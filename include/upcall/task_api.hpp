@@ -6,15 +6,27 @@
 //
 // Semantics in one place (README "LiteOS-style task API", runtime/DESIGN.md "Task API"):
 // - Cancellation points: task_delay, task_yield, task_suspend of the caller, task_delete of the
-//   caller, test_cancel, and the start of a task made by los::create / create_only. A deleted
-//   task throws los::TaskDeleted there (not derived from std::exception); the exception unwinds
-//   the task (destructors run), the task ends, its stack returns to the pool and a joiner's
-//   join() rethrows TaskDeleted. A catch (...) that swallows it is the user's responsibility:
-//   the request stays, and the next cancellation point throws again. Waits that are not
-//   cancellation points (this_task::sleep/yield, joins, sync objects, channels: several of
-//   them are used from noexcept code) are woken spuriously and wait on; the delete takes effect
-//   at the task's next cancellation point. No cancellation point throws while the task is
-//   already unwinding (std::uncaught_exceptions() > 0).
+//   caller, test_cancel, the start of a task made by los::create / create_only, and every wait
+//   that can throw: this_task::sleep_* (and this_thread::sleep_*), JoinHandle::join and
+//   thread::join, the mutexes' lock / try_lock_for / _until (all kinds, shared too), the
+//   condition variables' waits (the lock is re-acquired before TaskDeleted leaves them),
+//   counting_semaphore::acquire / try_acquire_for / _until, latch::wait / arrive_and_wait,
+//   barrier::wait / arrive_and_wait, future / shared_future wait, wait_for, wait_until and get,
+//   Channel send / recv (and their timed forms, iteration) and select, WaitGroup::wait. Those
+//   waits are points only when they actually wait (an uncontended lock, a ready future, ... do
+//   not look at the request). A deleted task throws los::TaskDeleted there (not derived from
+//   std::exception); the exception unwinds the task (destructors run), the task ends, its stack
+//   returns to the pool and a joiner's join() rethrows TaskDeleted. A catch (...) that swallows
+//   it is the user's responsibility: the request stays, and the next point throws again.
+//   A waiter that a notifier served in the same instant hands on what it got (the mutex to the
+//   next waiter, the permit, a received value back to the channel) before it throws; a channel
+//   send whose value was already taken (or a received value with nowhere to go back to, or a
+//   select that completed) returns normally, and the delete takes effect at the next point.
+//   Never a point: this_task::yield / this_thread::yield (noexcept), destructors (a jthread's
+//   join, a future's wait for its async fiber), call_once, and any wait while the task is
+//   already unwinding (std::uncaught_exceptions() > 0) or inside a NoCancelGuard. A wait in a
+//   destructor of your own that may run while a delete is pending (outside an unwinding) needs
+//   a NoCancelGuard: a throw from a destructor terminates.
 // - Suspending another task takes effect at its next cancellation point (it parks there until
 //   resumed); a task suspended while it waits finishes the wait first.
 // - Scheduler lock (task_lock): the caller does not switch, migrate or get taken over (its
@@ -22,7 +34,8 @@
 //   task_yield returns errc::locked at once, task_delay and the caller's task_suspend return
 //   errc::deadlock (EDEADLK), this_task::yield returns at once, this_task::sleep_* and
 //   JoinHandle::join throw std::system_error(EDEADLK); a wait on a sync object (which cannot
-//   fail) waits without switching, holding the core (announced once on stderr).
+//   fail) waits without switching, holding the core (announced once on stderr); a delete
+//   still ends such a wait (TaskDeleted, as outside the lock).
 // - Priorities: higher runs first (SpawnOptions::priority's convention, not LiteOS's
 //   0-is-highest), in [kMinPriority, kMaxPriority], default 0.
 // Ids are per runtime: the overloads without a Runtime& act on the calling fiber's runtime and
@@ -38,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include "upcall/detail/wait.hpp"
 #include "upcall/task.hpp"
 
 namespace upcall {
@@ -226,6 +240,19 @@ class TaskLockGuard {
  private:
   std::error_code ec_;
 };
+// pthread_setcancelstate(PTHREAD_CANCEL_DISABLE) as a scope: while one lives in the calling
+// task (nestable), no cancellation point throws (waits finish normally; a suspended task waits
+// for its resume) and a delete stays pending until the next point after the last guard. For
+// waits inside noexcept code (destructors) that may run while a delete is pending. No effect
+// outside a task. Construct and destroy it in the same task.
+class NoCancelGuard {
+ public:
+  NoCancelGuard() noexcept { upcall::detail::nocancel_enter(); }
+  ~NoCancelGuard() { upcall::detail::nocancel_exit(); }
+  NoCancelGuard(const NoCancelGuard&) = delete;
+  NoCancelGuard& operator=(const NoCancelGuard&) = delete;
+};
+
 // Scheduler lock depth of the caller (0 outside a task).
 UPCALL_API unsigned task_lock_depth() noexcept;
 

@@ -14,7 +14,8 @@ namespace upcall::this_task {
 // Moves the calling fiber behind the ready fibers of its core. Plain thread: sched_yield().
 UPCALL_API void yield();
 
-// Suspends the calling fiber until `deadline` (std::chrono::steady_clock) has passed.
+// Suspends the calling fiber until `deadline` (std::chrono::steady_clock) has passed. A
+// cancellation point of a deleted task (throws los::TaskDeleted, upcall/task_api.hpp).
 UPCALL_API void sleep_until(std::chrono::steady_clock::time_point deadline);
 
 template <class Rep, class Period>

@@ -27,7 +27,9 @@
 #include "upcall/default_runtime.hpp"
 #include "upcall/detail/config.hpp"
 #include "upcall/fiber_local.hpp"
+#include "upcall/detail/wait.hpp"
 #include "upcall/stop_token.hpp"
+#include "upcall/task_api.hpp"
 #include "upcall/task.hpp"
 #include "upcall/this_task.hpp"
 
@@ -114,16 +116,10 @@ class thread {
 
   // Waits for the thread (suspends a calling fiber, blocks a plain thread). Throws
   // std::system_error: invalid_argument if not joinable, resource_deadlock_would_occur when a
-  // thread joins itself.
-  void join() {
-    if (!joinable())
-      throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                              "upcall::thread::join: the thread is not joinable");
-    if (handle_.id() == detail::this_thread_id_value())
-      throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
-                              "upcall::thread::join: a thread cannot join itself");
-    handle_.join();
-  }
+  // thread joins itself. A cancellation point of a deleted task (los::task_delete): the thread
+  // is then detached (it runs on; nobody observes its end) and los::TaskDeleted propagates, so
+  // the unwinding does not reach ~thread with a joinable thread (which would terminate).
+  void join() { join_impl(true); }
   // Lets the fiber run on unobserved. Throws std::system_error(invalid_argument) if not
   // joinable.
   void detach() {
@@ -138,6 +134,21 @@ class thread {
   UPCALL_API static unsigned int hardware_concurrency() noexcept;
 
  private:
+  friend class jthread;
+  void join_impl(bool detach_on_delete) {
+    if (!joinable())
+      throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                              "upcall::thread::join: the thread is not joinable");
+    if (handle_.id() == detail::this_thread_id_value())
+      throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                              "upcall::thread::join: a thread cannot join itself");
+    try {
+      handle_.join();
+    } catch (const los::TaskDeleted&) {
+      if (detach_on_delete) handle_.detach();
+      throw;
+    }
+  }
   JoinHandle<void> handle_;
 };
 
@@ -198,7 +209,9 @@ class jthread {
   }
 
   [[nodiscard]] bool joinable() const noexcept { return thread_.joinable(); }
-  void join() { thread_.join(); }
+  // A cancellation point of a deleted task; the jthread stays joinable then, so its destructor
+  // requests a stop and joins (not a cancellation point there) while the task unwinds.
+  void join() { thread_.join_impl(false); }
   void detach() { thread_.detach(); }
   [[nodiscard]] id get_id() const noexcept { return thread_.get_id(); }
   [[nodiscard]] stop_source get_stop_source() noexcept { return source_; }
@@ -217,9 +230,11 @@ class jthread {
     else
       return thread(std::forward<F>(f), std::forward<Args>(args)...);
   }
+  // From the destructor and move assignment (noexcept): never a cancellation point.
   void stop_and_join() {
     if (thread_.joinable()) {
       source_.request_stop();
+      detail::NoCancelScope no_cancel;
       thread_.join();
     }
   }

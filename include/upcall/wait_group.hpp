@@ -40,11 +40,12 @@ class UPCALL_API WaitGroup {
   // add(-1).
   void done() { add(-1); }
   // Waits until the counter is zero. May suspend.
-  void wait() noexcept;
+  // Waits are cancellation points of a deleted task (los::TaskDeleted, DESIGN.md section 14).
+  void wait();
   // As wait, giving up at deadline: true when the counter was seen at zero.
-  bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept;
+  bool wait_until(std::chrono::steady_clock::time_point deadline);
   template <class Rep, class Period>
-  bool wait_for(std::chrono::duration<Rep, Period> d) noexcept {
+  bool wait_for(std::chrono::duration<Rep, Period> d) {
     return wait_until(std::chrono::steady_clock::now() +
                       std::chrono::ceil<std::chrono::steady_clock::duration>(d));
   }
@@ -54,7 +55,7 @@ class UPCALL_API WaitGroup {
   }
 
  private:
-  bool wait_impl(bool timed, std::chrono::steady_clock::time_point deadline) noexcept;
+  bool wait_impl(bool timed, std::chrono::steady_clock::time_point deadline);
   void release_waiters() noexcept;
 
   // High 32 bits: the counter (signed); low 32 bits: registered waiters. One word, so that

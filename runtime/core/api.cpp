@@ -18,6 +18,7 @@
 #include "runtime/core/check.hpp"
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/core/signals.hpp"
+#include "runtime/sync/cancel.hpp"
 #include "runtime/sync/parker.hpp"
 #include "upcall/upcall.hpp"
 
@@ -215,9 +216,23 @@ void fiber_join(FiberHandle* h) {
     UPCALL_CHECK(expected == 1, "two joiners on one fiber");
     return;
   }
-  if (Fiber* self = rt::current_fiber()) rt::set_wait_reason(self, rt::WaitReason::Join);
-  while (f->join_word.load(std::memory_order_acquire) != 1) rt::park_current();
-  if (Fiber* self = rt::current_fiber()) rt::set_wait_reason(self, rt::WaitReason::None);
+  // The joining fiber (the waker registered above), or nullptr for a thread.
+  Fiber* self = (me & 1u) ? nullptr : reinterpret_cast<Fiber*>(me);
+  if (self) rt::set_wait_reason(self, rt::WaitReason::Join);
+  while (f->join_word.load(std::memory_order_acquire) != 1) {
+    // A cancellation point (DESIGN.md section 14): a deleted joiner takes its waker back
+    // (CAS me -> 0; it fails only if the target finished meanwhile, and then the exit's
+    // unpark is a spurious wake-up for later) and unwinds; the handle stays joinable.
+    if (self && rt::cancel_deliverable(self)) {
+      std::uintptr_t mine = me;
+      f->join_word.compare_exchange_strong(mine, 0, std::memory_order_acq_rel,
+                                           std::memory_order_acquire);
+      rt::set_wait_reason(self, rt::WaitReason::None);
+      detail::throw_task_deleted();
+    }
+    rt::park_current();
+  }
+  if (self) rt::set_wait_reason(self, rt::WaitReason::None);
 }
 
 void fiber_release(FiberHandle* h, bool joined) {
@@ -288,28 +303,40 @@ namespace this_task {
 // yield() is defined in runtime/core/switch.cpp, where the switch path inlines into it.
 
 void sleep_until(std::chrono::steady_clock::time_point deadline) {
-  rt::Region region;
-  Fiber* self = rt::current_fiber();
-  if (!self) {
-    std::this_thread::sleep_until(deadline);
-    return;
+  bool cancelled = false;
+  {
+    rt::Region region;
+    Fiber* self = rt::current_fiber();
+    if (!self) {
+      std::this_thread::sleep_until(deadline);
+      return;
+    }
+    if (self->los_lock)
+      throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                              "upcall::this_task::sleep inside the task scheduler lock "
+                              "(los::task_lock): the sleep would have to switch");
+    // steady_clock is CLOCK_MONOTONIC on Linux, the clock of now_ns().
+    const std::int64_t d = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               deadline.time_since_epoch())
+                               .count();
+    if (d <= rt::now_ns()) {
+      yield();
+      return;
+    }
+    rt::set_wait_reason(self, rt::WaitReason::Sleep);
+    while (rt::now_ns() < d) {
+      // A cancellation point (DESIGN.md section 14). Also read before the first park: a delete
+      // that came while we ran left a permit that an earlier park may have consumed.
+      if (rt::cancel_deliverable(self)) {
+        rt::cancel_forget_timer(self);
+        cancelled = true;
+        break;
+      }
+      rt::park_current_until(d);
+    }
+    rt::set_wait_reason(self, rt::WaitReason::None);
   }
-  if (self->los_lock)
-    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
-                            "upcall::this_task::sleep inside the task scheduler lock "
-                            "(los::task_lock): the sleep would have to switch");
-  // steady_clock is CLOCK_MONOTONIC on Linux, the clock of now_ns().
-  const std::int64_t d = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             deadline.time_since_epoch())
-                             .count();
-  if (d <= rt::now_ns()) {
-    yield();
-    return;
-  }
-  rt::set_wait_reason(self, rt::WaitReason::Sleep);
-  while (rt::now_ns() < d) rt::park_current_until(d);
-  self = rt::current_fiber();
-  rt::set_wait_reason(self, rt::WaitReason::None);
+  if (cancelled) detail::throw_task_deleted();  // outside the region: throwing allocates
 }
 
 std::uint64_t id() {

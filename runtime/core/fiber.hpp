@@ -66,6 +66,9 @@ struct alignas(64) Fiber {
   // Task scheduler lock depth (los::task_lock, runtime/task_api): while > 0 the fiber holds one
   // region level, its yields return at once and its parks do not switch. Owner-only.
   std::uint32_t los_lock = 0;
+  // Cancellation disabled (los::NoCancelGuard, and the runtime's own waits that must not throw,
+  // e.g. a condition variable's relock): while > 0 no wait delivers a pending delete. Owner-only.
+  std::uint32_t los_nocancel = 0;
   // Written by the owner, or under a task pin (runtime/task_api); read by the task monitor
   // with relaxed atomic loads, so every write goes through store_relaxed() below.
   int priority = 0;

@@ -97,6 +97,7 @@ Fiber* RuntimeImpl::alloc_fiber(Core* here, const detail::SpawnSpec& spec) {
   f->armed_deadline = 0;
   f->region_depth = 0;
   f->los_lock = 0;
+  f->los_nocancel = 0;
   f->los_flags.store(0, std::memory_order_relaxed);
   f->run_cycles.store(0, std::memory_order_relaxed);
   f->last_core.store(-1, std::memory_order_relaxed);

@@ -7,6 +7,9 @@
 //      pending_ = expected_, ++phase_, pop every waiter; unlock; notify.
 //  W1. wait(p): lock; phase_ != p -> the phase completed: return. Else link a Waiter, unlock,
 //      wait.
+//  C1. A waiter woken by a delete: lock, unlink itself if still linked (else absorb the notify
+//      of the completing phase), unlock, throw TaskDeleted. Its arrival stays counted for that
+//      phase; it is not dropped from later phases (arrive_and_drop is the caller's to call).
 // There is deliberately no lock-free fast path in wait: a waiter that could see the new phase
 // before the completer unlocked might return and destroy the barrier under it. Taking spin_
 // means it returns only after the completer's unlock, its last access to the barrier.
@@ -47,7 +50,14 @@ void BarrierCore::wait(std::uint64_t phase) {
   }
   link_waiter(waiters_, &w);
   spin_.unlock();
-  w.wait();  // acquire (in Waiter): the completion's and every arriver's writes are visible
+  // acquire (in Waiter): the completion's and every arriver's writes are visible.
+  if (w.wait_cancellable() == WaitStatus::notified) return;
+  // C1 (a delete): leave the list, or absorb the notify of a phase that just completed.
+  spin_.lock();
+  const bool unlinked = unlink_if_linked(waiters_, &w);
+  spin_.unlock();
+  if (!unlinked) w.wait();
+  throw_task_deleted();
 }
 
 }  // namespace upcall::detail

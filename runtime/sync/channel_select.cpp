@@ -19,6 +19,12 @@
 //  S5. On timeout, CAS the claim kUnclaimed -> kSelectTimedOut. Losing that CAS means a
 //      completer won: its notify is in flight, so wait for it (the Waiter must outlive it).
 //  S6. Lock each channel in turn and unlink the proxies still kOpLinked. Then read the claim.
+//  C1. A select woken by a delete of its task (DESIGN.md section 14) does S5 with
+//      kSelectCancelled; if it wins the claim nothing moved, and after S6 it throws
+//      TaskDeleted. If a completer won, the select completed: a send case (delivered) or a
+//      closed receive (nothing moved) throws all the same after S6; a receive that got a value
+//      returns it (the select cannot put it back in order), and the delete takes effect at the
+//      task's next cancellation point.
 // Rejected: one Waiter per case (a context can only wait on one Waiter: wait() re-parks until
 // its own flag is set), and claiming without S1's locks (a select would then have to claim
 // itself and its counterpart, and undo the first when the second failed).
@@ -130,14 +136,15 @@ std::size_t select_run(SelectCase* const* cs, std::size_t* order, std::size_t n,
   }
   unlock_all(cs, order, n);
 
-  if (!timed) {  // S4
-    self.wait();
-  } else if (!self.wait_until(deadline)) {  // S5
+  // S4 (untimed: time_point::max(), no timer).
+  const WaitStatus st =
+      self.wait_cancellable(timed ? deadline : std::chrono::steady_clock::time_point::max());
+  if (st != WaitStatus::notified) {  // S5 / C1
     std::uint32_t expected = kUnclaimed;
+    const std::uint32_t mine = st == WaitStatus::timed_out ? kSelectTimedOut : kSelectCancelled;
     // relaxed: arbitration only, as pop_ready_locked's CAS; a completer that won publishes
     // its moves through the notify absorbed below.
-    if (!claim.compare_exchange_strong(expected, kSelectTimedOut, std::memory_order_relaxed))
-      self.wait();
+    if (!claim.compare_exchange_strong(expected, mine, std::memory_order_relaxed)) self.wait();
   }
 
   for (std::size_t k = 0; k < n; ++k) {  // S6, in lock order (one lock at a time)
@@ -152,6 +159,10 @@ std::size_t select_run(SelectCase* const* cs, std::size_t* order, std::size_t n,
   }
   // relaxed: written by us (S5) or by the completer before the notify that wait() acquired.
   const std::uint32_t won = claim.load(std::memory_order_relaxed);
+  if (won == kSelectCancelled) throw_task_deleted();
+  if (st == WaitStatus::cancelled && won != kSelectTimedOut &&
+      (cs[won]->is_send || cs[won]->op.node.tag == kOpClosed))
+    throw_task_deleted();  // C1: nothing in hand to return
   return won == kSelectTimedOut ? n : won;
 }
 

@@ -6,6 +6,11 @@
 //  W2. wait / wait_until; W3 on timeout: lock spin_; still linked -> unlink, timed out;
 //      already popped -> a notify is on the way: wait for it, report notified.
 //  W4. The waiter's last access: inflight_ decrement (release).
+//  C1. A waiter woken by a delete (wait_cancellable; DESIGN.md section 14): as W3; if a notify
+//      had already popped it, it absorbs that notify and passes it on with notify_one (before
+//      W4, so the object is still alive): a notify_one is never swallowed by a task that leaves,
+//      and the extra wake-up it may cause is a spurious one, which std allows. The caller then
+//      relocks the user's lock (not a cancellation point) and throws TaskDeleted.
 //  N.  notify_one / notify_all: lock spin_, pop one / all, unlock, notify them.
 // Destruction: std lets a condition variable die once every waiter was notified, possibly
 // before they returned. Those waiters may still be in W3 or W4, so ~CvCore yields until
@@ -47,6 +52,24 @@ bool CvCore::wait_until(Waiter& w, SteadyTime deadline) noexcept {
   }
   inflight_.fetch_sub(1, std::memory_order_release);  // W4
   return notified;
+}
+
+WaitStatus CvCore::wait_cancellable(Waiter& w, SteadyTime deadline) noexcept {
+  WaitStatus st = w.wait_cancellable(deadline);
+  if (st != WaitStatus::notified) {
+    spin_.lock();
+    const bool unlinked = unlink_if_linked(waiters_, &w);
+    spin_.unlock();
+    if (!unlinked) {
+      w.wait();  // popped just now: absorb its notify
+      if (st == WaitStatus::timed_out)
+        st = WaitStatus::notified;
+      else
+        notify_one();  // C1: hand the notification on
+    }
+  }
+  inflight_.fetch_sub(1, std::memory_order_release);  // W4
+  return st;
 }
 
 void CvCore::notify_one() noexcept {

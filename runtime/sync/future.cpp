@@ -11,6 +11,8 @@
 //      run it here (it does P1-P2). kReady -> return. Else link a Waiter, unlock, wait.
 //  W3. Timed wait whose deadline passed: lock; still linked -> unlink, timed out; already
 //      popped -> wait for the notify on its way (sync_util.hpp).
+//  C1. A waiter woken by a delete (DESIGN.md section 14): W3, then throw TaskDeleted (a wait
+//      consumes nothing, so there is nothing to hand on; the state stays for the next get).
 // Lifetime: the state is reference counted; every party (waiter, satisfier) holds a reference
 // while it touches it.
 #include "upcall/future.hpp"
@@ -80,7 +82,13 @@ void FutureStateBase::wait() {
   }
   link_waiter(waiters_, &w);
   spin_.unlock();
-  w.wait();  // acquire (in Waiter): pairs with finish_satisfy's notify
+  // acquire (in Waiter): pairs with finish_satisfy's notify.
+  if (w.wait_cancellable() == WaitStatus::notified) return;
+  spin_.lock();  // C1
+  const bool unlinked = unlink_if_linked(waiters_, &w);
+  spin_.unlock();
+  if (!unlinked) w.wait();  // made ready just now: absorb the notify (nothing was consumed)
+  throw_task_deleted();
 }
 
 bool FutureStateBase::wait_until(SteadyTime deadline) {
@@ -93,13 +101,14 @@ bool FutureStateBase::wait_until(SteadyTime deadline) {
   }
   link_waiter(waiters_, &w);
   spin_.unlock();
-  if (wait_until_or_forever(w, deadline)) return true;
+  const WaitStatus st = w.wait_cancellable(deadline);
+  if (st == WaitStatus::notified) return true;
   spin_.lock();
-  const bool timed_out = unlink_if_linked(waiters_, &w);
+  const bool unlinked = unlink_if_linked(waiters_, &w);
   spin_.unlock();
-  if (timed_out) return false;
-  w.wait();  // made ready just before the deadline
-  return true;
+  if (!unlinked) w.wait();  // made ready just now: absorb the notify
+  if (st == WaitStatus::cancelled) throw_task_deleted();
+  return !unlinked;
 }
 
 }  // namespace upcall::detail

@@ -5,6 +5,8 @@
 //      lock spin_, pop every waiter, unlock, notify them. Otherwise the RMW was the last access.
 //  W1. wait: count zero (acquire) -> return. Else lock spin_ and loop: zero -> return; CAS in
 //      kQueued; link a Waiter; unlock; wait.
+//  C1. A waiter woken by a delete: lock spin_, unlink itself if still linked (else absorb the
+//      notify on its way), unlock, throw TaskDeleted. Its count_down, if any, stays counted.
 // No lost wake-up: the waiter sets kQueued with a CAS on the same word as C1's RMW. If the CAS
 // comes first, C1 sees kQueued and takes spin_ after the waiter linked itself (the waiter links
 // before it unlocks, and C1 locks); if C1 comes first, the CAS fails and the waiter sees zero.
@@ -39,7 +41,15 @@ void latch::wait() const {
   }
   detail::link_waiter(waiters_, &w);
   spin_.unlock();
-  w.wait();  // acquire (in Waiter): pairs with wake_all's notify after the last count_down
+  // acquire (in Waiter): pairs with wake_all's notify after the last count_down.
+  if (w.wait_cancellable() == detail::WaitStatus::notified) return;
+  // C1: a delete (DESIGN.md section 14). Leave the list (or, if wake_all popped us meanwhile,
+  // absorb its notify: nothing was consumed), then unwind.
+  spin_.lock();
+  const bool unlinked = detail::unlink_if_linked(waiters_, &w);
+  spin_.unlock();
+  if (!unlinked) w.wait();
+  detail::throw_task_deleted();
 }
 
 void latch::wake_all() const noexcept {

@@ -17,6 +17,10 @@
 //  T1. A timed waiter whose deadline passed: lock spin_; still linked -> unlink, clear kQueued
 //      if the list became empty, and report a timeout; already popped -> it owns the mutex,
 //      wait for the notify on its way, report success (sync_util.hpp explains why).
+//  C1. A waiter woken by a delete (a cancellation point, DESIGN.md section 14): T1, then throw
+//      TaskDeleted; if it was already popped it owns the mutex: it absorbs the notify and
+//      unlocks (U1 hands the mutex to the next waiter) before it throws, so the hand-off is
+//      neither lost nor held by a task that is gone.
 // Lifetime: after U1's unlock of spin_ the unlocker touches only the popped Waiter, and the new
 // owner runs only after that notify, so an owner may destroy the mutex as soon as it holds it
 // and has unlocked it (the std "unlock, then another thread locks and deletes" pattern).
@@ -32,13 +36,11 @@ namespace {
 constexpr int kSpinIterations = 40;
 }  // namespace
 
-void MutexCore::lock_slow() noexcept { lock_slow_impl(false, SteadyTime{}); }
+void MutexCore::lock_slow() { lock_slow_impl(false, SteadyTime::max()); }
 
-bool MutexCore::lock_slow_until(SteadyTime deadline) noexcept {
-  return lock_slow_impl(true, deadline);
-}
+bool MutexCore::lock_slow_until(SteadyTime deadline) { return lock_slow_impl(true, deadline); }
 
-bool MutexCore::lock_slow_impl(bool timed, SteadyTime deadline) noexcept {
+bool MutexCore::lock_slow_impl(bool timed, SteadyTime deadline) {
   // L1.
   const int spins = spin_can_pay_off() ? kSpinIterations : 0;
   for (int i = 0; i < spins; ++i) {
@@ -68,20 +70,22 @@ bool MutexCore::lock_slow_impl(bool timed, SteadyTime deadline) noexcept {
   }
   link_waiter(waiters_, &w);
   spin_.unlock();
-  if (!timed) {
-    w.wait();  // acquire (in Waiter): pairs with notify's release; the hand-off is visible
-    return true;
-  }
-  if (wait_until_or_forever(w, deadline)) return true;
-  // T1.
+  (void)timed;  // an untimed lock passes SteadyTime::max(): no timer is armed
+  // acquire (in Waiter): pairs with notify's release; the hand-off is visible.
+  const WaitStatus st = w.wait_cancellable(deadline);
+  if (st == WaitStatus::notified) return true;
+  // T1 / C1.
   spin_.lock();
   if (!unlink_if_linked(waiters_, &w)) {
     spin_.unlock();
-    w.wait();  // handed over just before the deadline; its notify is on the way
-    return true;
+    w.wait();  // handed over just now; its notify is on the way
+    if (st == WaitStatus::timed_out) return true;
+    unlock();  // C1: pass the mutex on (U1) before unwinding
+    throw_task_deleted();
   }
   if (waiters_.empty()) state_.fetch_and(~kQueued, std::memory_order_relaxed);
   spin_.unlock();
+  if (st == WaitStatus::cancelled) throw_task_deleted();
   return false;
 }
 
@@ -107,7 +111,7 @@ bool RecursiveCore::owned_by_caller(std::uint64_t me) const noexcept {
   return owner_.load(std::memory_order_relaxed) == me;
 }
 
-void RecursiveCore::lock() noexcept {
+void RecursiveCore::lock() {
   const std::uint64_t me = current_context_id();
   if (owned_by_caller(me)) {
     ++depth_;
@@ -130,7 +134,7 @@ bool RecursiveCore::try_lock() noexcept {
   return true;
 }
 
-bool RecursiveCore::try_lock_until(SteadyTime deadline) noexcept {
+bool RecursiveCore::try_lock_until(SteadyTime deadline) {
   const std::uint64_t me = current_context_id();
   if (owned_by_caller(me)) {
     ++depth_;

@@ -11,6 +11,9 @@
 //      notify the waiters served.
 //  T1. Timed-out acquirer: lock spin_; still linked -> unlink, clear kQueued if the list
 //      emptied, time out; already served -> wait for its notify, success.
+//  C1. An acquirer woken by a delete (DESIGN.md section 14): as T1, then throw TaskDeleted; if
+//      it was already served, it absorbs the notify and release(1)s the permit it was handed
+//      (R1 passes it to the next waiter) before it throws: permits are conserved.
 // Lifetime: a waiter returns only after its notify, which comes after R1's unlock, so the
 // usual "release(); the other side acquires and destroys the semaphore" is safe.
 #include "upcall/semaphore.hpp"
@@ -19,7 +22,7 @@
 
 namespace upcall::detail {
 
-bool SemaphoreCore::acquire_slow(bool timed, SteadyTime deadline) noexcept {
+bool SemaphoreCore::acquire_slow(bool timed, SteadyTime deadline) {
   Waiter w;
   spin_.lock();
   std::int64_t s = state_.load(std::memory_order_relaxed);
@@ -41,19 +44,20 @@ bool SemaphoreCore::acquire_slow(bool timed, SteadyTime deadline) noexcept {
   }
   link_waiter(waiters_, &w);
   spin_.unlock();
-  if (!timed) {
-    w.wait();  // acquire (in Waiter): pairs with the releaser's notify
-    return true;
-  }
-  if (wait_until_or_forever(w, deadline)) return true;
+  // acquire (in Waiter): pairs with the releaser's notify. Untimed: SteadyTime::max(), no timer.
+  const WaitStatus st = w.wait_cancellable(timed ? deadline : SteadyTime::max());
+  if (st == WaitStatus::notified) return true;
   spin_.lock();
   if (!unlink_if_linked(waiters_, &w)) {
     spin_.unlock();
-    w.wait();  // served just before the deadline
-    return true;
+    w.wait();  // served just now; its notify is on the way
+    if (st == WaitStatus::timed_out) return true;
+    release(1);  // C1: the permit goes on
+    throw_task_deleted();
   }
   if (waiters_.empty()) state_.fetch_and(~kQueued, std::memory_order_relaxed);
   spin_.unlock();
+  if (st == WaitStatus::cancelled) throw_task_deleted();
   return false;
 }
 

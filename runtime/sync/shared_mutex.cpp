@@ -17,6 +17,9 @@
 //  T1. Timed-out waiter: lock spin_; still linked -> unlink and re-run G (a writer leaving the
 //      head may let the readers behind it in; an empty list clears kQueued); already granted
 //      -> wait for the notify on its way and report success.
+//  C1. A waiter woken by a delete (DESIGN.md section 14): as T1, then throw TaskDeleted; if it
+//      was already granted, it absorbs the notify and releases the grant (unlock / unlock_shared:
+//      S2 passes it on) before it throws.
 #include "upcall/shared_mutex.hpp"
 
 #include "runtime/sync/sync_util.hpp"
@@ -54,7 +57,7 @@ void SharedMutexCore::grant_locked(std::uint32_t s, WakeChain& chain) noexcept {
   state_.store(s, std::memory_order_release);
 }
 
-bool SharedMutexCore::lock_slow(bool shared, bool timed, SteadyTime deadline) noexcept {
+bool SharedMutexCore::lock_slow(bool shared, bool timed, SteadyTime deadline) {
   const int spins = spin_can_pay_off() ? kSpinIterations : 0;
   for (int i = 0; i < spins; ++i) {
     const std::uint32_t s = state_.load(std::memory_order_relaxed);
@@ -84,21 +87,26 @@ bool SharedMutexCore::lock_slow(bool shared, bool timed, SteadyTime deadline) no
   }
   link_waiter(waiters_, &w);
   spin_.unlock();
-  if (!timed) {
-    w.wait();  // granted; acquire (in Waiter) pairs with the granter's notify
-    return true;
-  }
-  if (wait_until_or_forever(w, deadline)) return true;
+  (void)timed;  // untimed waits pass SteadyTime::max(): no timer
+  // Woken means granted; acquire (in Waiter) pairs with the granter's notify.
+  const WaitStatus st = w.wait_cancellable(deadline);
+  if (st == WaitStatus::notified) return true;
   WakeChain chain;
   spin_.lock();
   if (!unlink_if_linked(waiters_, &w)) {
     spin_.unlock();
-    w.wait();  // granted just before the deadline
-    return true;
+    w.wait();  // granted just now; its notify is on the way
+    if (st == WaitStatus::timed_out) return true;
+    if (shared)  // C1: give the grant back through the normal release path
+      unlock_shared();
+    else
+      unlock();
+    throw_task_deleted();
   }
   grant_locked(state_.load(std::memory_order_relaxed), chain);
   spin_.unlock();
   chain.notify_all();
+  if (st == WaitStatus::cancelled) throw_task_deleted();
   return false;
 }
 

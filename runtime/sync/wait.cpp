@@ -3,8 +3,10 @@
 #include "upcall/detail/wait.hpp"
 
 #include "runtime/core/runtime_impl.hpp"
+#include "runtime/sync/cancel.hpp"
 #include "runtime/sync/parker.hpp"
 #include "runtime/sync/sync_util.hpp"
+#include "upcall/task_api.hpp"
 #include "upcall/this_task.hpp"
 
 #include <sched.h>
@@ -58,6 +60,64 @@ bool Waiter::wait_until(std::chrono::steady_clock::time_point deadline) noexcept
   }
   if (f) rt::set_wait_reason(f, rt::WaitReason::None);
   return r;
+}
+
+WaitStatus Waiter::wait_cancellable(std::chrono::steady_clock::time_point deadline) noexcept {
+  if (notified_.load(std::memory_order_acquire)) return WaitStatus::notified;
+  // The waiting fiber is the one this Waiter wakes (captured at construction); a plain thread,
+  // or a fiber inside upcall::blocking, waits on a thread parker and is never cancelled here.
+  rt::Fiber* f = (waker_ & 1u) ? nullptr : reinterpret_cast<rt::Fiber*>(waker_);
+  const bool forever = deadline == std::chrono::steady_clock::time_point::max();
+  const std::int64_t d =
+      forever ? 0
+              : std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
+                    .count();
+  if (f) rt::set_wait_reason(f, rt::WaitReason::Sync);
+  WaitStatus r;
+  for (;;) {
+    // The delete first, then the notify: a task with a pending delete does not come back from
+    // a wait that is a point, even if it was served in the same instant (the caller hands the
+    // grant on). Checked before the first park too: a delete that came while we ran left only
+    // a permit, which an earlier park may already have consumed.
+    if (f && rt::cancel_deliverable(f)) {
+      if (!forever) rt::cancel_forget_timer(f);
+      r = WaitStatus::cancelled;
+      break;
+    }
+    if (notified_.load(std::memory_order_acquire)) {
+      r = WaitStatus::notified;
+      break;
+    }
+    if (forever) {
+      rt::park_current();
+    } else {
+      if (rt::now_ns() >= d) {
+        r = notified_.load(std::memory_order_acquire) ? WaitStatus::notified
+                                                      : WaitStatus::timed_out;
+        break;
+      }
+      rt::park_current_until(d);
+    }
+  }
+  if (f) rt::set_wait_reason(f, rt::WaitReason::None);
+  return r;
+}
+
+void throw_task_deleted() { throw los::TaskDeleted{}; }
+
+namespace {
+// The fiber the calling thread runs (also inside upcall::blocking), or nullptr.
+rt::Fiber* running_fiber_any() noexcept {
+  rt::Activation* a = rt::current_activation();
+  return a ? a->current : nullptr;
+}
+}  // namespace
+
+void nocancel_enter() noexcept {
+  if (rt::Fiber* f = running_fiber_any()) ++f->los_nocancel;
+}
+void nocancel_exit() noexcept {
+  if (rt::Fiber* f = running_fiber_any()) --f->los_nocancel;
 }
 
 void Waiter::notify() noexcept {

@@ -73,7 +73,7 @@ void WaitGroup::release_waiters() noexcept {
   while (detail::Waiter* w = woken.pop_front()) w->notify();  // pop first: w may die at once
 }
 
-bool WaitGroup::wait_impl(bool timed, std::chrono::steady_clock::time_point deadline) noexcept {
+bool WaitGroup::wait_impl(bool timed, std::chrono::steady_clock::time_point deadline) {
   // acquire: pairs with the release of the add() that brought the counter to zero.
   if (counter_of(state_.load(std::memory_order_acquire)) == 0) return true;
   detail::Waiter w;  // before the lock: a thread's first Waiter may allocate its parker
@@ -90,12 +90,10 @@ bool WaitGroup::wait_impl(bool timed, std::chrono::steady_clock::time_point dead
   w.tag = kLinked;
   waiters_.push_back(&w);
   lock_.unlock();
-  if (!timed) {
-    w.wait();
-    return true;
-  }
-  if (w.wait_until(deadline)) return true;
-  // W3.
+  const detail::WaitStatus st =
+      w.wait_cancellable(timed ? deadline : std::chrono::steady_clock::time_point::max());
+  if (st == detail::WaitStatus::notified) return true;
+  // W3 (timeout, or a delete: then the same, and throw).
   lock_.lock();
   bool unregistered = false;
   if (w.tag == kLinked) {
@@ -109,14 +107,14 @@ bool WaitGroup::wait_impl(bool timed, std::chrono::steady_clock::time_point dead
     }
   }
   lock_.unlock();
-  if (unregistered) return false;
-  w.wait();  // a releaser counted us: absorb its notify before the Waiter dies
-  return true;
+  if (!unregistered) w.wait();  // a releaser counted us: absorb its notify before w dies
+  if (st == detail::WaitStatus::cancelled) detail::throw_task_deleted();
+  return !unregistered;
 }
 
-void WaitGroup::wait() noexcept { wait_impl(false, {}); }
+void WaitGroup::wait() { wait_impl(false, {}); }
 
-bool WaitGroup::wait_until(std::chrono::steady_clock::time_point deadline) noexcept {
+bool WaitGroup::wait_until(std::chrono::steady_clock::time_point deadline) {
   return wait_impl(true, deadline);
 }
 

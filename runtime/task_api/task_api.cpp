@@ -5,10 +5,12 @@
 // Requests between tasks go through Fiber::los_flags (kLosSuspend, kLosCancel): the requester
 // sets or clears a bit with an acq_rel RMW and then unparks the target (the permit protocol of
 // DESIGN.md section 3 makes the wake-up impossible to lose); the target reads the flags
-// (acquire) at its cancellation points, which are all in this file, and acts there itself.
-// Nothing here touches another task's owner-only fields or the wait object it waits on: a
-// task that waits elsewhere is only woken spuriously (every park loop tolerates it), so no
-// Waiter is ever unlinked from outside.
+// (acquire) at its cancellation points and acts there itself: the explicit ones are in this
+// file, the waits of the sync objects, channels, joins and sleeps notice the flag in
+// Waiter::wait_cancellable / runtime/sync/cancel.hpp and leave their wait by themselves.
+// Nothing here touches another task's owner-only fields or the wait object it waits on (a
+// wait that is not a point only sees a spurious wake-up, which every park loop tolerates), so
+// no Waiter is ever unlinked from outside.
 #include <exception>
 #include <thread>
 
@@ -92,9 +94,10 @@ Fiber* enter_self() noexcept {
 }
 
 // Throws TaskDeleted unless the fiber is already unwinding (a destructor that reaches a
-// cancellation point during the unwinding must not throw again: that would terminate).
-void deliver_cancel() {
-  if (std::uncaught_exceptions() == 0) throw los::TaskDeleted{};
+// cancellation point during the unwinding must not throw again: that would terminate) or has
+// cancellation disabled (los::NoCancelGuard); then the request stays for a later point.
+void deliver_cancel(Fiber* f) {
+  if (std::uncaught_exceptions() == 0 && f->los_nocancel == 0) throw los::TaskDeleted{};
 }
 
 // The caller (fiber f) parks while a suspension is requested. A cancellation point: a delete
@@ -102,24 +105,26 @@ void deliver_cancel() {
 void suspend_wait(Fiber* f) {
   set_wait_reason(f, WaitReason::Suspend);
   std::uint32_t fl;
-  // acquire: pairs with task_resume's / task_delete's release RMW on the flags.
+  // acquire: pairs with task_resume's / task_delete's release RMW on the flags. A delete ends
+  // the suspension unless cancellation is disabled (then only a resume does).
   while (((fl = f->los_flags.load(std::memory_order_acquire)) & kLosSuspend) &&
-         !(fl & kLosCancel))
+         (!(fl & kLosCancel) || f->los_nocancel != 0))
     park_current();  // a resume or delete unparks us after changing the flags
   set_wait_reason(f, WaitReason::None);
-  if (fl & kLosCancel) deliver_cancel();
+  if (fl & kLosCancel) deliver_cancel(f);
 }
 
 // A cancellation point of the calling fiber f.
 void checkpoint(Fiber* f) {
   const std::uint32_t fl = f->los_flags.load(std::memory_order_acquire);
   if (__builtin_expect(fl == 0, 1)) return;
-  if (fl & kLosCancel) deliver_cancel();
+  if (fl & kLosCancel) deliver_cancel(f);
   // A suspension waits until the scheduler lock is released (a locked task does not switch).
   if ((fl & kLosSuspend) && f->los_lock == 0) suspend_wait(f);
 }
 
 std::error_code do_delete(Runtime* r, los::TaskId id) {
+  Fiber* self = nullptr;
   {
     Region region;
     RuntimeImpl* impl = los_runtime(r);
@@ -132,8 +137,9 @@ std::error_code do_delete(Runtime* r, los::TaskId id) {
     if (f != self_fiber()) {
       // release: the target's acquire at its cancellation point sees the request.
       f->los_flags.fetch_or(kLosCancel, std::memory_order_acq_rel);
-      // Wakes it if it waits: a suspended or delayed task unwinds at once, any other wait sees
-      // a spurious wake-up and waits on (the unpark leaves a permit if it runs or is ready).
+      // Wakes it if it waits: a suspended, delayed or otherwise waiting task unwinds at once
+      // (a wait that is not a point sees a spurious wake-up and waits on); the unpark leaves
+      // a permit if it runs or is ready.
       unpark_fiber(f, false);
       impl->drop_ref(f);
       return {};
@@ -141,10 +147,11 @@ std::error_code do_delete(Runtime* r, los::TaskId id) {
     impl->drop_ref(f);  // not the last reference: the caller runs
     if (f->los_lock) return los::errc::locked;
     f->los_flags.fetch_or(kLosCancel, std::memory_order_relaxed);  // sticky (own flag)
+    self = f;
   }
   // The caller itself, outside the region (throwing allocates).
-  deliver_cancel();
-  return {};  // already unwinding: the request stays for the next point
+  deliver_cancel(self);
+  return {};  // already unwinding, or cancellation disabled: the request stays for later
 }
 
 std::error_code do_suspend(Runtime* r, los::TaskId id) {
@@ -301,13 +308,14 @@ std::error_code task_delay(std::chrono::nanoseconds d) {
   rt::set_wait_reason(f, rt::WaitReason::Delay);
   for (;;) {
     f = rt::enter_self();  // the fiber may have moved to another thread
-    if (f->los_flags.load(std::memory_order_acquire) & rt::kLosCancel) {
+    if ((f->los_flags.load(std::memory_order_acquire) & rt::kLosCancel) &&
+        f->los_nocancel == 0) {
       // Unlink from the timer: a new generation makes the pending heap entry stale (owner's
       // own fields). The entry itself leaves the heap when its deadline passes.
       f->timer_gen.fetch_add(1, std::memory_order_relaxed);
       f->armed_deadline = 0;
       rt::set_wait_reason(f, rt::WaitReason::None);
-      rt::deliver_cancel();
+      rt::deliver_cancel(f);
       return {};
     }
     if (rt::now_ns() >= deadline) break;

@@ -224,10 +224,14 @@ TEST_P(ChannelTest, SendTimeoutRaceDuplicatesNothing) {
     int received = 0, wrong = 0;
     std::thread receiver_thread([&] {
       for (;;) {
+        // Closed is read before the try: the last value was sent before the close, so a try
+        // after seeing it closed finds that value (reading closed after an empty try could miss
+        // a value sent and closed in between: the flake seen once under a loaded full ctest).
+        const bool closed = ch.is_closed();
         if (auto v = ch.try_recv()) {
           if (*v != received) ++wrong;  // a duplicate shows up as a repeated value
           received = *v + 1;
-        } else if (ch.is_closed()) {
+        } else if (closed) {
           break;
         }
       }

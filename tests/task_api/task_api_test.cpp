@@ -156,54 +156,7 @@ TEST_P(TaskApi, CatchStdExceptionDoesNotStopTheDeleteAndASwallowedOneComesBack) 
   EXPECT_EQ(swallowed.load(), 1);
 }
 
-TEST_P(TaskApi, DeleteOfATaskWaitingOnASemaphoreTakesEffectAfterTheWait) {
-  upcall::counting_semaphore<4> sem(0);
-  std::atomic<bool> acquired{false}, after{false};
-  std::atomic<int> dtors{0};
-  auto t = los::create(rt(), [&] {
-    DtorFlag d(&dtors);
-    sem.acquire();  // not a cancellation point
-    acquired = true;
-    (void)los::test_cancel();
-    after = true;
-  });
-  ASSERT_TRUE(eventually([&] { return status_of(rt(), t.id) & los::status::pend; }));
-  EXPECT_FALSE(los::task_delete(rt(), t.id));
-  std::this_thread::sleep_for(50ms);
-  EXPECT_FALSE(acquired.load()) << "the spurious wake-up must not end the semaphore wait";
-  EXPECT_FALSE(t.handle.done());
-  EXPECT_TRUE(status_of(rt(), t.id) & los::status::deleted);
-  sem.release();
-  EXPECT_THROW(t.handle.join(), los::TaskDeleted);
-  EXPECT_TRUE(acquired.load());
-  EXPECT_FALSE(after.load());
-  EXPECT_EQ(dtors.load(), 1);
-}
-
-TEST_P(TaskApi, DeleteOfATaskWaitingInAJoinTakesEffectAfterTheJoin) {
-  std::atomic<bool> release_child{false}, joined{false}, after{false};
-  auto parent = los::create(rt(), [&] {
-    auto child = upcall::spawn([&] {
-      while (!release_child.load()) this_task::sleep_for(1ms);
-      return 7;
-    });
-    const int v = child.join();
-    joined = v == 7;
-    (void)los::test_cancel();
-    after = true;
-  });
-  ASSERT_TRUE(eventually([&] {
-    los::TaskInfo i;
-    return !los::task_info_get(rt(), parent.id, i) && i.wait == los::WaitReason::join;
-  }));
-  EXPECT_FALSE(los::task_delete(rt(), parent.id));
-  std::this_thread::sleep_for(20ms);
-  EXPECT_FALSE(joined.load());
-  release_child = true;
-  EXPECT_THROW(parent.handle.join(), los::TaskDeleted);
-  EXPECT_TRUE(joined.load()) << "the join completed normally first (no dangling joiner)";
-  EXPECT_FALSE(after.load());
-}
+// Delete of a task waiting on a sync object, a channel, a join or a sleep: task_cancel_test.cpp.
 
 TEST_P(TaskApi, SuspendAndResumeErrors) {
   std::atomic<bool> stop{false};

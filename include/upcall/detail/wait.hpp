@@ -19,6 +19,13 @@
 //      nothing of it afterwards.
 // A notify that reaches a waiter after it returned is harmless (the waker is type-stable and
 // the wake-up is spurious), so N never needs the waiter to still exist after N2.
+//
+// Cancellation (los::task_delete of a waiting task, runtime/DESIGN.md section 14): the deleter
+// only sets the task's cancel flag and unparks it. A wait that is a cancellation point uses
+// Waiter::wait_cancellable, which returns `cancelled` when the woken fiber sees the flag; the
+// waiter then does W3 exactly as on a timeout (still linked -> unlink itself; already popped ->
+// absorb the notify with wait() and hand on what N gave it: the lock, the permit, the value),
+// and throws with throw_task_deleted(). Nobody but the waiter ever unlinks its Waiter.
 #pragma once
 
 #include <sched.h>
@@ -32,6 +39,26 @@
 namespace upcall::detail {
 
 UPCALL_API void spin_backoff() noexcept;
+
+// Throws los::TaskDeleted (declared here so that headers need not include task_api.hpp).
+[[noreturn]] UPCALL_API void throw_task_deleted();
+
+// Cancellation disabled for the calling fiber while a scope lives (nestable; nothing outside a
+// fiber): its waits finish normally and a pending delete waits for the next cancellation point
+// after the scope. For waits inside noexcept code: a condition variable's relock, a jthread's
+// join from its destructor. Public form: los::NoCancelGuard.
+UPCALL_API void nocancel_enter() noexcept;
+UPCALL_API void nocancel_exit() noexcept;
+class NoCancelScope {
+ public:
+  NoCancelScope() noexcept { nocancel_enter(); }
+  ~NoCancelScope() { nocancel_exit(); }
+  NoCancelScope(const NoCancelScope&) = delete;
+  NoCancelScope& operator=(const NoCancelScope&) = delete;
+};
+
+// Outcome of a cancellable wait.
+enum class WaitStatus : std::uint8_t { notified, timed_out, cancelled };
 
 // A test-and-test-and-set lock for short critical sections (no allocation, no syscall and no
 // suspension while held). A holder may still lose its CPU: to the kernel (preempted, or blocked
@@ -76,6 +103,16 @@ class UPCALL_API Waiter {
   void wait() noexcept;
   // W2 with a deadline: true when notified, false when the deadline passed first (then do W3).
   bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept;
+  // W2 at a cancellation point: as wait_until (time_point::max(): no deadline, no timer), and
+  // also returns `cancelled` when the calling context is a fiber with a pending los delete it
+  // may take now (not inside a NoCancelScope, not already unwinding), even if it was notified
+  // meanwhile (then the caller must hand on what it was given). Plain threads and other fibers
+  // see exactly wait / wait_until. The flag is read only once the wait has begun (a Waiter
+  // already notified on entry returns at once; the objects' uncontended paths never get here)
+  // and again after every park.
+  WaitStatus wait_cancellable(
+      std::chrono::steady_clock::time_point deadline =
+          std::chrono::steady_clock::time_point::max()) noexcept;
   // N2.
   void notify() noexcept;
   bool notified() const noexcept { return notified_.load(std::memory_order_acquire); }
