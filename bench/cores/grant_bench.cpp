@@ -7,7 +7,7 @@
 // child has run. Only B can run the child, and only after a grant: with congestion grants on, a
 // local push wakes nobody. Reported (microseconds):
 //   grant_p50/p90/p99  the runtime's grant histogram: grant decision -> the child running on B
-//                      (RuntimeStats::core_alloc.grant; bucket bounds, within 25%);
+//                      (RuntimeStats::core_alloc.grant; bucket bounds, within 6.25%);
 //   e2e_p50/p99        spawn -> child running, measured here exactly: detection + grant. In park
 //                      mode A never enters the runtime, so detection is the backstop thread's
 //                      (kBackstopNs) bound: this is the stuck-fiber detection bound.

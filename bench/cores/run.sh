@@ -41,6 +41,6 @@ print(f"park: grant p50 - futex p50 = {p50 - k50:+.1f} us (criterion <= +5 us): 
 print(f"park: grant p99 / futex p99 = {p99 / k99:.2f} (criterion <= 1.2): {'ok' if p99 <= 1.2 * k99 else 'MISSED'}")
 print(f"poll: grant p50 = {q50:.2f} us (criterion <= 2 us): {'ok' if q50 <= 2 else 'MISSED'}")
 print("(grant = decision -> fiber running on the granted core, runtime histogram, bucket bounds "
-      "within 25%; e2e = spawn -> running, exact, includes detection: in park mode the spawner "
+      "within 6.25%; e2e = spawn -> running, exact, includes detection: in park mode the spawner "
       "never enters the runtime, so e2e is the backstop's detection bound)")
 PY

@@ -26,7 +26,7 @@ struct CoreStats {
   std::uint64_t releases = 0; // times it gave its CPU back
 };
 
-// A latency distribution (nanoseconds; percentiles are bucket upper bounds, within 25%).
+// A latency distribution (nanoseconds; percentiles are bucket upper bounds, within 6.25%).
 struct LatencySummary {
   std::uint64_t count = 0;
   std::uint64_t p50 = 0;
