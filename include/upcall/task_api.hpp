@@ -20,8 +20,10 @@
 //   it is the user's responsibility: the request stays, and the next point throws again.
 //   A waiter that a notifier served in the same instant hands on what it got (the mutex to the
 //   next waiter, the permit, a received value back to the channel) before it throws; a channel
-//   send whose value was already taken (or a received value with nowhere to go back to, or a
-//   select that completed) returns normally, and the delete takes effect at the next point.
+//   send whose value was already taken counts as delivered and still throws (so does a select
+//   whose send case or closed-channel case completed). Only a received value with nowhere to go
+//   back to (a rendezvous channel, a full buffer, a select's receive case) is returned
+//   normally, and the delete takes effect at the next point.
 //   Never a point: this_task::yield / this_thread::yield (noexcept), destructors (a jthread's
 //   join, a future's wait for its async fiber), call_once, and any wait while the task is
 //   already unwinding (std::uncaught_exceptions() > 0) or inside a NoCancelGuard. A wait in a

@@ -27,7 +27,6 @@
 #include "upcall/default_runtime.hpp"
 #include "upcall/detail/config.hpp"
 #include "upcall/fiber_local.hpp"
-#include "upcall/detail/wait.hpp"
 #include "upcall/stop_token.hpp"
 #include "upcall/task_api.hpp"
 #include "upcall/task.hpp"
@@ -86,13 +85,16 @@ class thread {
     handle_ = detail::spawn_std(
         [fn = std::decay_t<F>(std::forward<F>(f)),
          bound = std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)]() mutable noexcept {
-          // noexcept: an escaping exception calls std::terminate, as for std::thread.
-          {
+          // noexcept: an escaping exception calls std::terminate, as for std::thread. Except
+          // los::TaskDeleted: a los::task_delete of this thread's fiber unwinds it at its next
+          // cancellation point (a wait), and the thread then ends as if its function returned.
+          try {
             // Moved to locals so that the decay-copies die before the fiber_local values, as
             // std::thread's copies die before the thread's thread_locals.
             auto f = std::move(fn);
             auto a = std::move(bound);
             std::apply([&](auto&... x) { std::invoke(std::move(f), std::move(x)...); }, a);
+          } catch (const los::TaskDeleted&) {
           }
           release_fiber_locals();  // the "thread_local destructors" of this thread
         });

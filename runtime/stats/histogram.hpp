@@ -11,7 +11,7 @@ namespace upcall::rt {
 
 class LatencyHistogram {
  public:
-  static constexpr int kBuckets = 640;  // up to 2^40 ns (~18 minutes), then the last bucket
+  static constexpr int kBuckets = 640;  // exact up to ~2^43 ns (~2.4 hours), then the last bucket
 
   void record(std::int64_t ns) noexcept {
     buckets_[index(ns < 0 ? 0 : static_cast<std::uint64_t>(ns))].fetch_add(

@@ -103,6 +103,10 @@ void park_current() noexcept {
   Region region;
   Activation* a = current_activation();
   if (Fiber* f = current_fiber()) {
+    if (__builtin_expect(f->los_lock != 0, 0)) {
+      park_locked(f, INT64_MAX);  // no switch inside the task scheduler lock (as the timed wait)
+      return;
+    }
     park_current_fiber(a, f);
     return;
   }

@@ -93,6 +93,10 @@ bool WaitGroup::wait_impl(bool timed, std::chrono::steady_clock::time_point dead
   const detail::WaitStatus st =
       w.wait_cancellable(timed ? deadline : std::chrono::steady_clock::time_point::max());
   if (st == detail::WaitStatus::notified) return true;
+  // A delete that came with the release: the releaser is done with *this (it notifies after
+  // its unlock), so throw without touching the object, which another waiter may destroy now.
+  // (Still open: a delete between the release and its notify takes lock_ below; README.)
+  if (st == detail::WaitStatus::cancelled && w.notified()) detail::throw_task_deleted();
   // W3 (timeout, or a delete: then the same, and throw).
   lock_.lock();
   bool unregistered = false;

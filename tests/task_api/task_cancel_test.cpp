@@ -67,6 +67,31 @@ class TaskCancel : public RuntimeTest {
 };
 UPCALL_INSTANTIATE_CORES(TaskCancel);
 
+// An upcall::thread's function is noexcept (an escaping exception terminates, as for
+// std::thread); a los::task_delete of its fiber must not: the thread unwinds at its wait and
+// ends as if its function had returned, and join() returns normally.
+TEST_P(TaskCancel, DeletedStdThreadEndsAsIfItReturned) {
+  std::atomic<int> dtors{0};
+  std::atomic<bool> after{false};
+  std::atomic<std::uint64_t> id{0};
+  rt().block_on([&] {
+    upcall::thread th([&] {
+      DtorFlag d(&dtors);
+      id = los::cur_task_id().value();
+      upcall::this_thread::sleep_for(30s);
+      after = true;
+    });
+    while (id.load() == 0) this_task::yield();
+    los::TaskInfo i;
+    while (los::task_info_get(rt(), los::TaskId(id.load()), i) || i.wait != los::WaitReason::sleep)
+      this_task::sleep_for(1ms);
+    EXPECT_FALSE(los::task_delete(rt(), los::TaskId(id.load())));
+    th.join();
+  });
+  EXPECT_EQ(dtors.load(), 1);
+  EXPECT_FALSE(after.load());
+}
+
 TEST_P(TaskCancel, MutexLockUnwindsAndLeavesTheQueue) {
   upcall::mutex m;
   m.lock();  // held by this plain thread
