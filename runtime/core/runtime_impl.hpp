@@ -100,6 +100,11 @@ class RuntimeImpl final : public KernelEventSink {
   // Wakes a parked core if work became available and nobody is searching. `fenced` says the
   // caller already issued a seq_cst operation after publishing the work.
   void wake_idle_core(bool remote);
+  // Under idle_mu (held by the caller for the second): the most recently parked core taken off
+  // idle_list (nullptr if none), or `c` removed from it if listed; both decrement n_idle
+  // (seq_cst, section 5).
+  Core* pop_idle_core();
+  void unlist_idle_locked(Core* c);
   void wake_all_cores();
   // The core found work: give back its spinning token (and wake a helper if more is visible).
   void stop_spinning(Core* c);

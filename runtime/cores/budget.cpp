@@ -87,13 +87,7 @@ void RuntimeImpl::set_core_budget(const CoreBudget& b, bool starting) {
       if (w) {
         back.push_back(c);
       } else if (c->idle_listed) {
-        c->idle_listed = false;
-        for (auto it = idle_list.begin(); it != idle_list.end(); ++it)
-          if (*it == c) {
-            idle_list.erase(it);
-            break;
-          }
-        n_idle.fetch_sub(1, std::memory_order_seq_cst);
+        unlist_idle_locked(c);
         n_spinning.fetch_add(1, std::memory_order_seq_cst);  // the woken core inherits it
         leaving.push_back(c);
       }

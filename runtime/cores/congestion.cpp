@@ -89,16 +89,7 @@ bool RuntimeImpl::grant_core(bool stamp) {
   // The granted core inherits a spinning token, as from wake_idle_core (section 5): taken
   // first, so a waker that reads n_spinning meanwhile leaves the work to it.
   n_spinning.fetch_add(1, std::memory_order_seq_cst);
-  Core* target = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(idle_mu);
-    if (!idle_list.empty()) {
-      target = idle_list.back();
-      idle_list.pop_back();
-      target->idle_listed = false;
-      n_idle.fetch_sub(1, std::memory_order_seq_cst);
-    }
-  }
+  Core* target = pop_idle_core();
   if (!target) {
     n_spinning.fetch_sub(1, std::memory_order_seq_cst);
     return false;

@@ -238,6 +238,26 @@ Fiber* RuntimeImpl::find_work(Core* c) {
   return nullptr;
 }
 
+Core* RuntimeImpl::pop_idle_core() {
+  std::lock_guard<std::mutex> lock(idle_mu);
+  if (idle_list.empty()) return nullptr;
+  Core* target = idle_list.back();
+  idle_list.pop_back();
+  target->idle_listed = false;
+  n_idle.fetch_sub(1, std::memory_order_seq_cst);
+  return target;
+}
+
+void RuntimeImpl::unlist_idle_locked(Core* c) {
+  c->idle_listed = false;
+  for (auto it = idle_list.begin(); it != idle_list.end(); ++it)
+    if (*it == c) {
+      idle_list.erase(it);
+      break;
+    }
+  n_idle.fetch_sub(1, std::memory_order_seq_cst);
+}
+
 void RuntimeImpl::wake_idle_core(bool remote) {
   if (remote) {
     if (n_spinning.load(std::memory_order_seq_cst) != 0) return;
@@ -246,16 +266,7 @@ void RuntimeImpl::wake_idle_core(bool remote) {
   int zero = 0;
   // Take a spinning token for the core we wake, so concurrent wakers do not wake a second one.
   if (!n_spinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
-  Core* target = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(idle_mu);
-    if (!idle_list.empty()) {
-      target = idle_list.back();
-      idle_list.pop_back();
-      target->idle_listed = false;
-      n_idle.fetch_sub(1, std::memory_order_seq_cst);
-    }
-  }
+  Core* target = pop_idle_core();
   if (!target) {
     n_spinning.fetch_sub(1, std::memory_order_seq_cst);
     return;
@@ -395,13 +406,7 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
       {
         std::lock_guard<std::mutex> lock(idle_mu);
         if (c->idle_listed) {
-          c->idle_listed = false;
-          for (auto it = idle_list.begin(); it != idle_list.end(); ++it)
-            if (*it == c) {
-              idle_list.erase(it);
-              break;
-            }
-          n_idle.fetch_sub(1, std::memory_order_seq_cst);
+          unlist_idle_locked(c);
           c->park_word.store(0, std::memory_order_relaxed);
           self_removed = true;
         }
@@ -446,13 +451,7 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
         c->spinning = false;
         std::lock_guard<std::mutex> lock(idle_mu);
         if (c->idle_listed) {
-          c->idle_listed = false;
-          for (auto it = idle_list.begin(); it != idle_list.end(); ++it)
-            if (*it == c) {
-              idle_list.erase(it);
-              break;
-            }
-          n_idle.fetch_sub(1, std::memory_order_seq_cst);
+          unlist_idle_locked(c);
         }
         return false;
       }
