@@ -48,8 +48,9 @@ class RuntimeImpl final : public KernelEventSink {
   // Makes a fiber ready. `here` is the caller's held core, or nullptr from any other thread.
   // `lifo`: a wake-up takes the LIFO slot (false: the tail, e.g. for timers due together).
   void make_ready(Fiber* f, TaskEvent why, Core* here, bool lifo = true);
-  // The holder's quick pick for a direct fiber-to-fiber switch: LIFO slot, local queue, and
-  // every kFairnessTick-th call the injection queue and timers. nullptr: go to the loop.
+  // The holder's quick pick for a direct fiber-to-fiber switch: due timers (every call while
+  // any are armed), LIFO slot, local queue, and every kFairnessTick-th call I/O and the
+  // injection queue. nullptr: go to the loop.
   Fiber* next_local(Core* c) {
     // Due timers first, at every decision while the core has any armed (as Go's checkTimers):
     // a sleeping fiber wakes on time while its core stays busy. Before, timers got a turn only
