@@ -379,29 +379,30 @@ std::error_code task_info_get(TaskId id, TaskInfo& out) { return rt::do_info(nul
 std::error_code task_info_get(Runtime& r, TaskId id, TaskInfo& out) {
   return rt::do_info(&r, id, out);
 }
-std::error_code task_status_get(TaskId id, std::uint32_t& s) {
+namespace {
+// One field of a task's info row: the status and name getters are do_info plus a projection.
+template <class T, class Field>
+std::error_code info_field(Runtime* r, TaskId id, T& out, Field field) {
   TaskInfo i;
-  auto ec = rt::do_info(nullptr, id, i);
-  if (!ec) s = i.status;
+  auto ec = rt::do_info(r, id, i);
+  if (!ec) out = field(i);
   return ec;
+}
+constexpr auto kStatus = [](const TaskInfo& i) { return i.status; };
+constexpr auto kName = [](const TaskInfo& i) { return std::string(i.name); };
+}  // namespace
+
+std::error_code task_status_get(TaskId id, std::uint32_t& s) {
+  return info_field(nullptr, id, s, kStatus);
 }
 std::error_code task_status_get(Runtime& r, TaskId id, std::uint32_t& s) {
-  TaskInfo i;
-  auto ec = rt::do_info(&r, id, i);
-  if (!ec) s = i.status;
-  return ec;
+  return info_field(&r, id, s, kStatus);
 }
 std::error_code task_name_get(TaskId id, std::string& name) {
-  TaskInfo i;
-  auto ec = rt::do_info(nullptr, id, i);
-  if (!ec) name = i.name;
-  return ec;
+  return info_field(nullptr, id, name, kName);
 }
 std::error_code task_name_get(Runtime& r, TaskId id, std::string& name) {
-  TaskInfo i;
-  auto ec = rt::do_info(&r, id, i);
-  if (!ec) name = i.name;
-  return ec;
+  return info_field(&r, id, name, kName);
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fixture.hpp"
+#include "task_util.hpp"
 #include "upcall/upcall.hpp"
 
 namespace upcall::test {
@@ -17,25 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// Polls `pred` from the calling (plain) thread for up to `within`.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds within = 10s) {
-  const auto deadline = Clock::now() + within;
-  while (!pred()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-// Counts destructor runs: proves that unwinding ran the task's destructors.
-struct DtorFlag {
-  std::atomic<int>* n;
-  explicit DtorFlag(std::atomic<int>* c) : n(c) {}
-  DtorFlag(const DtorFlag&) = delete;
-  ~DtorFlag() { n->fetch_add(1); }
-};
 
 std::uint32_t status_of(Runtime& rt, los::TaskId id) {
   std::uint32_t s = 0;

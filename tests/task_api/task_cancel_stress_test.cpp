@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fixture.hpp"
+#include "task_util.hpp"
 #include "upcall/upcall.hpp"
 
 namespace upcall::test {
@@ -26,15 +27,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds within) {
-  const auto deadline = Clock::now() + within;
-  while (!pred()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // Deletes `victims` (task ids) one by one, in random order, 0.5-3.5 ms apart, from this plain
 // thread, while they work (the workers run until told to stop, after the deletes).

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "task_util.hpp"
 #include "upcall/upcall.hpp"
 
 namespace upcall::test {
@@ -20,23 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds within = 10s) {
-  const auto deadline = Clock::now() + within;
-  while (!pred()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-struct DtorFlag {
-  std::atomic<int>* n;
-  explicit DtorFlag(std::atomic<int>* c) : n(c) {}
-  DtorFlag(const DtorFlag&) = delete;
-  ~DtorFlag() { n->fetch_add(1); }
-};
 
 class TaskCancel : public RuntimeTest {
  protected:
