@@ -96,6 +96,13 @@ struct {
 	__uint(max_entries, UPCALL_BPF_DEFAULT_RING);
 } msgs SEC(".maps");
 
+/* Alerts (struct upcall_alert): switch-outs of threads whose watch field
+ * asks for one. Always submitted with a forced wakeup; see upcall_abi.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} alerts SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -320,6 +327,28 @@ static __always_inline int switch_out(struct upcall_counters *c, struct task_str
 		w->nr_preempts++;
 	word_end(w);
 	c->handled++;
+
+	/* Nobody watches this thread's core (the window after a takeover):
+	 * tell the rescue consumer now. A block on purpose (intent PARKED) is
+	 * not one. The read of the user-owned field is single-copy; the owner
+	 * stored it with release before it could switch out. */
+	if (*(volatile __u32 *)&w->watch == UPCALL_WATCH_ALERT &&
+	    (st == UPCALL_ST_PREEMPTED ||
+	     *(volatile __u32 *)&w->intent == UPCALL_INTENT_NONE)) {
+		struct upcall_alert *a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
+
+		if (a) {
+			a->version = UPCALL_ABI_VERSION;
+			a->state = (__u16)st;
+			a->slot = slot;
+			a->tid = tid;
+			a->prev_state = kstate;
+			a->ts_ns = now;
+			bpf_ringbuf_submit(a, BPF_RB_FORCE_WAKEUP);
+		} else {
+			c->msg_drops++;
+		}
+	}
 
 	if (st == UPCALL_ST_BLOCKED) {
 		m = msg_begin(c, sp, slot, tid, UPCALL_MSG_TASK_BLOCKED, now, cpu);

@@ -7,6 +7,8 @@
 #include "bpf_glue.hpp"
 
 #include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -87,6 +89,9 @@ int BpfGlue::read_counters(Counters*) const noexcept { return -ENODEV; }
 int BpfGlue::enable_run_stats() noexcept { return -ENODEV; }
 int BpfGlue::read_run_stats(RunStats*) const noexcept { return -ENODEV; }
 int BpfGlue::on_record(void*, void*, std::size_t) { return 0; }
+int BpfGlue::on_alert(void*, void*, std::size_t) { return 0; }
+int BpfGlue::wait_alerts(int, AlertFn, void*) noexcept { return -ENODEV; }
+int BpfGlue::interrupt_alerts() noexcept { return -ENODEV; }
 
 #else  // UPCALL_HAVE_BPF
 
@@ -147,6 +152,21 @@ int BpfGlue::open_impl(pid_t pid, std::uint32_t nslots, const Options& opts) noe
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.msgs), &BpfGlue::on_record, this,
                            nullptr);
   if (!ring_) return fail(Stage::kRing, errno ? -errno : -ENOMEM);
+
+  // Alerts: their own ring and consumer, and an epoll set with an eventfd
+  // next to the ring's epoll fd so that interrupt_alerts() can end a wait.
+  alerts_ = ring_buffer__new(bpf_map__fd(skel_->maps.alerts), &BpfGlue::on_alert, this,
+                             nullptr);
+  if (!alerts_) return fail(Stage::kRing, errno ? -errno : -ENOMEM);
+  alert_ep_ = epoll_create1(EPOLL_CLOEXEC);
+  alert_ev_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (alert_ep_ < 0 || alert_ev_ < 0) return fail(Stage::kRing, -errno);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = ring_buffer__epoll_fd(alerts_);
+  if (epoll_ctl(alert_ep_, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0) return fail(Stage::kRing, -errno);
+  ev.data.fd = alert_ev_;
+  if (epoll_ctl(alert_ep_, EPOLL_CTL_ADD, alert_ev_, &ev) != 0) return fail(Stage::kRing, -errno);
   return 0;
 }
 
@@ -157,6 +177,13 @@ void BpfGlue::close() noexcept {
     ring_buffer__free(ring_);
     ring_ = nullptr;
   }
+  if (alerts_) {
+    ring_buffer__free(alerts_);
+    alerts_ = nullptr;
+  }
+  if (alert_ep_ >= 0) ::close(alert_ep_);
+  if (alert_ev_ >= 0) ::close(alert_ev_);
+  alert_ep_ = alert_ev_ = -1;
   if (stats_fd_ >= 0) {
     ::close(stats_fd_);
     stats_fd_ = -1;
@@ -215,6 +242,7 @@ int BpfGlue::register_thread(pid_t tid, std::uint32_t slot) noexcept {
   __atomic_store_n(&w->runtime_ns, 0ull, __ATOMIC_RELAXED);
   __atomic_store_n(&w->tid, static_cast<std::uint32_t>(tid), __ATOMIC_RELAXED);
   __atomic_store_n(&w->intent, 0u, __ATOMIC_RELAXED);
+  __atomic_store_n(&w->watch, 0u, __ATOMIC_RELAXED);
   __atomic_store_n(&w->nr_blocks, 0u, __ATOMIC_RELAXED);
   __atomic_store_n(&w->nr_preempts, 0u, __ATOMIC_RELAXED);
   __atomic_fetch_add(&w->seq, 1u, __ATOMIC_SEQ_CST);  // even: write ends
@@ -298,6 +326,45 @@ int BpfGlue::epoll_fd() const noexcept {
   return ring_buffer__epoll_fd(ring_);
 }
 
+int BpfGlue::on_alert(void* ctx, void* data, std::size_t size) {
+  auto* self = static_cast<BpfGlue*>(ctx);
+  upcall_alert a;
+  if (size < sizeof(a)) return 0;
+  std::memcpy(&a, data, sizeof(a));
+  if (a.version != UPCALL_ABI_VERSION) return 0;
+  ++self->alerts_delivered_;
+  self->alert_fn_(self->alert_ctx_, a);
+  return 0;
+}
+
+int BpfGlue::wait_alerts(int timeout_ms, AlertFn fn, void* ctx) noexcept {
+  if (!alerts_) return -ENODEV;
+  if (!fn) return -EINVAL;
+  epoll_event evs[2];
+  const int n = epoll_wait(alert_ep_, evs, 2, timeout_ms);
+  if (n < 0) return -errno;
+  bool interrupted = false;
+  for (int i = 0; i < n; ++i) {
+    if (evs[i].data.fd != alert_ev_) continue;
+    std::uint64_t v;
+    if (read(alert_ev_, &v, sizeof v) == sizeof v) interrupted = true;
+  }
+  alert_fn_ = fn;
+  alert_ctx_ = ctx;
+  alerts_delivered_ = 0;
+  const int r = ring_buffer__consume(alerts_);
+  alert_fn_ = nullptr;
+  if (r < 0) return r;
+  if (interrupted && alerts_delivered_ == 0) return -EINTR;
+  return alerts_delivered_;
+}
+
+int BpfGlue::interrupt_alerts() noexcept {
+  if (alert_ev_ < 0) return -ENODEV;
+  const std::uint64_t one = 1;
+  return write(alert_ev_, &one, sizeof one) == sizeof one ? 0 : -errno;
+}
+
 int BpfGlue::read_counters(Counters* out) const noexcept {
   if (!skel_) return -ENODEV;
   if (!out) return -EINVAL;
@@ -370,6 +437,15 @@ int BpfGlue::set_intent(std::uint32_t slot, std::uint32_t intent) noexcept {
   if (slot >= nslots_) return -EINVAL;
   // Release: pairs with read_status_word()'s acquire load of intent.
   __atomic_store_n(&words_[slot].intent, intent, __ATOMIC_RELEASE);
+  return 0;
+}
+
+int BpfGlue::set_watch(std::uint32_t slot, std::uint32_t watch) noexcept {
+  if (!words_) return -ENODEV;
+  if (slot >= nslots_) return -EINVAL;
+  // Release: the owner stores it before it can switch out; BPF reads it at
+  // that switch-out (same thread, program order plus the context switch).
+  __atomic_store_n(&words_[slot].watch, watch, __ATOMIC_RELEASE);
   return 0;
 }
 

@@ -196,6 +196,17 @@ class BpfGlue {
   int consume(F&& f) noexcept {
     return consume(&call_thunk<F>, static_cast<void*>(&f));
   }
+  // Writes the user-owned watch field (enum upcall_watch) with a release
+  // store. Intended caller: the thread that owns the slot.
+  int set_watch(std::uint32_t slot, std::uint32_t watch) noexcept;
+  // Alerts consumer (upcall_abi.h, struct upcall_alert): sleeps until an
+  // alert arrives (alerts always wake), interrupt_alerts() is called, or
+  // timeout_ms passes (-1: none), then hands every waiting alert to fn.
+  // Returns the count delivered, -EINTR when only interrupted, or -errno.
+  // Single consumer; interrupt_alerts() from any thread.
+  using AlertFn = void (*)(void* ctx, const upcall_alert& alert);
+  int wait_alerts(int timeout_ms, AlertFn fn, void* ctx) noexcept;
+  int interrupt_alerts() noexcept;
   // The ring buffer's epoll fd (readable when records are waiting), for an
   // existing event loop; call consume() when it fires. -ENODEV if closed.
   int epoll_fd() const noexcept;
@@ -223,11 +234,20 @@ class BpfGlue {
     return static_cast<int>((*static_cast<std::remove_reference_t<F>*>(ctx))(m));
   }
   static int on_record(void* ctx, void* data, std::size_t size);
+  static int on_alert(void* ctx, void* data, std::size_t size);
   int fail(Stage s, int err) noexcept;
   int open_impl(pid_t pid, std::uint32_t nslots, const Options& opts) noexcept;
 
   activation_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
+  // Alerts ring, its epoll set (the ring's fd + alert_ev_) and the eventfd
+  // interrupt_alerts() writes. The alert consumer's state is single-consumer.
+  ring_buffer* alerts_ = nullptr;
+  int alert_ep_ = -1;
+  int alert_ev_ = -1;
+  AlertFn alert_fn_ = nullptr;
+  void* alert_ctx_ = nullptr;
+  int alerts_delivered_ = 0;
   // Status area: nslots_ words, MAP_SHARED over the status_words map,
   // MADV_DONTFORK. Written here only by register_thread and set_intent.
   upcall_status_word* words_ = nullptr;

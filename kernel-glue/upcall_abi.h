@@ -53,6 +53,17 @@ enum upcall_intent {
 				   * state is not a block to take over */
 };
 
+/* upcall_status_word.watch. Written only by user space (the activation that
+ * owns the slot, release store); BPF reads it at the thread's switch-out. */
+enum upcall_watch {
+	UPCALL_WATCH_NONE = 0,
+	UPCALL_WATCH_ALERT = 1, /* nobody watches this thread's core (a standby
+				 * took it over and has not appointed the next
+				 * standby yet): a switch-out that BLOCKS (intent
+				 * NONE) or is PREEMPTED sends an upcall_alert on
+				 * the "alerts" ring with a forced wakeup */
+};
+
 /* Values of the kernel's task->__state that matter to readers of prev_state
  * (include/linux/sched.h; stable for a decade). prev_state is stored raw, so
  * flag bits such as TASK_NOLOAD (0x400) may be set on top of these. */
@@ -64,9 +75,9 @@ enum upcall_intent {
 
 /*
  * One per activation slot, one cache line each, in the "status_words" array
- * map. Ownership: every field except `intent` is written by BPF only (one
+ * map. Ownership: every field except `intent` and `watch` is written by BPF only (one
  * writer at a time, see "Why BPF writers of a slot never race" in
- * activation.bpf.c); `intent` is written by user space only.
+ * activation.bpf.c); `intent` and `watch` are written by user space only.
  *
  * Seqlock protocol (the ghOSt barrier, made multi-field safe):
  *   writer: seq += 1 (now odd; fully ordered atomic), write fields,
@@ -79,8 +90,8 @@ enum upcall_intent {
  *           the re-check sees that increment;
  *           s2 = load(seq); if s1 != s2, retry.
  * So every state change (and every registration, which the loader writes
- * the same way) advances seq by exactly 2. `intent` is outside the
- * protocol: its only writer is user space (the slot's owner, with a release
+ * the same way) advances seq by exactly 2. `intent` and `watch` are outside
+ * the protocol: the only writer of each is user space (the slot's owner, with a release
  * store); read it with one acquire load.
  * upcall::kglue::read_status_word() implements the reader.
  */
@@ -100,7 +111,8 @@ struct upcall_status_word {
 	__u32 intent;         /* user space only: enum upcall_intent */
 	__u32 nr_blocks;      /* BPF: switch-outs that were BLOCKED */
 	__u32 nr_preempts;    /* BPF: switch-outs that were PREEMPTED */
-	__u32 reserved[4];    /* zero */
+	__u32 watch;          /* user space only: enum upcall_watch */
+	__u32 reserved[3];    /* zero */
 } __attribute__((aligned(64)));
 
 /* ------------------------------------------------------------------------ */
@@ -179,6 +191,23 @@ struct upcall_msg {
 	} payload;
 };
 
+/*
+ * One record of the "alerts" ring (a second, small ring buffer whose records
+ * always wake their consumer). Sent at the switch-out of a thread whose
+ * status word has watch == UPCALL_WATCH_ALERT; rare by construction (only in
+ * the window after a takeover), so the irq_work of the wakeup is paid only
+ * there. The consumer (the runtime's rescue thread) appoints a standby for
+ * the thread's core, and raises the thread's policy when it was preempted.
+ */
+struct upcall_alert {
+	__u16 version;    /* UPCALL_ABI_VERSION */
+	__u16 state;      /* UPCALL_ST_BLOCKED or UPCALL_ST_PREEMPTED */
+	__u32 slot;
+	__u32 tid;
+	__u32 prev_state; /* raw task->__state at the switch-out */
+	__u64 ts_ns;      /* bpf_ktime_get_ns() at the switch-out */
+};
+
 /* When a submitted record wakes a consumer sleeping in epoll on the ring.
  * Set by the loader in the BPF program's .rodata before load (one value per
  * loaded program). A wakeup is an irq_work (a self-IPI on x86) raised inside
@@ -233,6 +262,11 @@ UPCALL_ABI_ASSERT(UPCALL_ABI_OFF(upcall_status_word, tid) == 32, "tid");
 UPCALL_ABI_ASSERT(UPCALL_ABI_OFF(upcall_status_word, intent) == 36, "intent");
 UPCALL_ABI_ASSERT(UPCALL_ABI_OFF(upcall_status_word, nr_blocks) == 40, "nr_blocks");
 UPCALL_ABI_ASSERT(UPCALL_ABI_OFF(upcall_status_word, nr_preempts) == 44, "nr_preempts");
+
+UPCALL_ABI_ASSERT(UPCALL_ABI_OFF(upcall_status_word, watch) == 48, "watch");
+
+UPCALL_ABI_ASSERT(sizeof(struct upcall_alert) == 24, "alert record is 24 bytes");
+UPCALL_ABI_ASSERT(UPCALL_ABI_OFF(upcall_alert, ts_ns) == 16, "alert ts_ns");
 
 UPCALL_ABI_ASSERT(sizeof(struct upcall_msg) == 48, "message record is 48 bytes");
 UPCALL_ABI_ASSERT(UPCALL_ABI_OFF(upcall_msg, type) == 0, "type");

@@ -64,6 +64,12 @@ struct ActivationStats {
   std::uint64_t handbacks = 0;        // returning threads that handed their fiber back
   std::uint64_t standby_sleeps = 0;   // the standby slept while its holder parked on purpose
   std::uint64_t standby_wakes = 0;    // the holder woke its standby when it unparked
+  // The takeover window (README "Scheduler activations"): a thread that took a core over runs
+  // its first fiber before it appoints the next standby. When it blocks (or is preempted at
+  // SCHED_IDLE) in that window, a kernel alert wakes the runtime's alert thread, which
+  // appoints a standby (rescue_standbys) or raises the thread to SCHED_OTHER (rescue_promotions).
+  std::uint64_t rescue_standbys = 0;
+  std::uint64_t rescue_promotions = 0;
   std::uint64_t promotion_failures = 0;  // SCHED_IDLE -> SCHED_OTHER refused (EPERM)
   std::uint64_t blocks_interruptible = 0;    // of `blocks`: sleeping in S state (syscalls)
   std::uint64_t blocks_uninterruptible = 0;  // of `blocks`: D state (disk, faults, vfork)

@@ -17,6 +17,10 @@ namespace upcall::rt {
 void run_standby(Activation* a);
 // First runtime entry after a takeover: raise a to SCHED_OTHER, appoint the next standby.
 void finish_takeover(Activation* a) noexcept;
+// Gives core c a standby: a spare if there is one, else pokes the manager to create one.
+void appoint_standby(Core* c) noexcept;
+// Ends this thread's takeover window (rescue.cpp; waits out a promotion by the alert thread).
+void close_takeover_window(Activation* a) noexcept;
 // The holder leaves an intentional wait: clear the intent and wake a sleeping standby.
 void holder_unparked(Activation* a) noexcept;
 void holder_parking(Activation* a) noexcept;

@@ -54,7 +54,9 @@ class ActivationBackend {
   // Registers a thread; returns its slot (>= 0) or a negative errno (-ENOSPC: no slot left).
   // With a sink, the thread's kernel messages go to it (core is copied into each event) until
   // unregister_thread returns; after that no delivery for this thread is in progress.
-  virtual int register_thread(int tid, KernelEventSink* sink = nullptr, int core = -1) = 0;
+  // `owner` (the Activation) is what on_rescue_alert receives for this thread's alerts.
+  virtual int register_thread(int tid, KernelEventSink* sink = nullptr, int core = -1,
+                              void* owner = nullptr) = 0;
   // Whether register_thread's sink will ever be called (a message stream exists).
   virtual bool has_event_stream() const { return false; }
   virtual void unregister_thread(int tid, std::uint32_t slot) = 0;
@@ -62,9 +64,18 @@ class ActivationBackend {
   virtual int read(std::uint32_t slot, StatusView* out) const = 0;
   // Marks an intentional wait (UPCALL_INTENT_PARKED) before it starts; cleared after.
   virtual void set_intent(std::uint32_t slot, std::uint32_t intent) = 0;
+  // Asks for an alert (on_rescue_alert, on the backend's alert thread) when this slot's thread
+  // blocks or is preempted: set while nobody watches its core (the window after a takeover).
+  // Owner thread only; no system call. A backend without alerts ignores it.
+  virtual void set_watch(std::uint32_t /*slot*/, bool /*alert*/) {}
   // Cumulative counters of the kernel side (events seen / filtered), for the overhead report.
   virtual std::string describe_counters() const { return {}; }
 };
+
+// Called by the bpf backend's alert thread for a registered thread whose watch asked for it
+// (runtime/activations/rescue.cpp). `owner` is the pointer given at registration; the call
+// happens under the backend's registration lock, so the thread is registered throughout.
+void on_rescue_alert(void* owner, bool preempted) noexcept;
 
 // The process-wide BPF backend (one BPF program set per process, shared by every runtime),
 // loaded on first use. Returns nullptr and fills *why (one line) when BPF cannot be used here.

@@ -73,16 +73,26 @@ class BpfBackend final : public ActivationBackend {
   ~BpfBackend() override {
     stop_.store(true, std::memory_order_relaxed);
     if (consumer_.joinable()) consumer_.join();
+    if (alerter_.joinable()) {
+      glue_.interrupt_alerts();
+      alerter_.join();
+    }
   }
 
-  int register_thread(int tid, KernelEventSink* sink, int core) override {
+  int register_thread(int tid, KernelEventSink* sink, int core, void* owner) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::uint32_t s = 0; s < kSlots; ++s) {
       if (used_[s]) continue;
       const int rc = glue_.register_thread(tid, s);
       if (rc < 0) return rc;
       used_[s] = true;
-      sinks_[s] = Sink{sink, tid, core};
+      sinks_[s] = Sink{sink, tid, core, owner};
+      if (owner && !alerter_.joinable()) {
+        try {
+          alerter_ = std::thread([this] { alert_loop(); });
+        } catch (...) {  // no alert thread: the takeover window keeps its old bound
+        }
+      }
       if (sink && !consumer_.joinable()) {
         try {
           consumer_ = std::thread([this] { consume_loop(); });
@@ -129,6 +139,10 @@ class BpfBackend final : public ActivationBackend {
     glue_.set_intent(slot, intent);
   }
 
+  void set_watch(std::uint32_t slot, bool alert) override {
+    glue_.set_watch(slot, alert ? UPCALL_WATCH_ALERT : UPCALL_WATCH_NONE);
+  }
+
   std::string describe_counters() const override {
     kglue::Counters c;
     if (glue_.read_counters(&c) < 0) return {};
@@ -143,7 +157,24 @@ class BpfBackend final : public ActivationBackend {
     KernelEventSink* sink = nullptr;
     int tid = 0;
     int core = -1;
+    void* owner = nullptr;  // the Activation, for on_rescue_alert
   };
+
+  // The alert thread: sleeps in the alerts ring (every alert wakes it; the destructor
+  // interrupts it) and hands each alert of a still-registered thread to on_rescue_alert,
+  // under mu_ like the message sinks (so unregister_thread waits out a call in progress).
+  void alert_loop() {
+    while (!stop_.load(std::memory_order_relaxed)) {
+      glue_.wait_alerts(-1, [](void* ctx, const upcall_alert& al) {
+        auto* self = static_cast<BpfBackend*>(ctx);
+        std::lock_guard<std::mutex> lock(self->mu_);
+        if (al.slot >= kSlots) return;
+        const Sink& k = self->sinks_[al.slot];
+        if (k.owner && static_cast<std::uint32_t>(k.tid) == al.tid)
+          on_rescue_alert(k.owner, al.state == UPCALL_ST_PREEMPTED);
+      }, this);
+    }
+  }
 
   // The consumer thread (steps 1-2 of the file comment). Single consumer of glue_'s ring.
   void consume_loop() {
@@ -165,6 +196,7 @@ class BpfBackend final : public ActivationBackend {
   std::vector<bool> used_;    // guarded by mu_
   std::vector<Sink> sinks_;   // guarded by mu_
   std::thread consumer_;      // started under mu_ by the first registration with a sink
+  std::thread alerter_;       // started under mu_ by the first registration with an owner
   std::atomic<bool> stop_{false};  // set by the destructor; the consumer checks it each period
 };
 

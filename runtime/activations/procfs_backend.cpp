@@ -43,7 +43,7 @@ class ProcfsBackend final : public ActivationBackend {
   ProcfsBackend() : tids_(kSlots), intents_(kSlots) {}
   const char* name() const override { return "fallback"; }
 
-  int register_thread(int tid, KernelEventSink*, int) override {
+  int register_thread(int tid, KernelEventSink*, int, void*) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::uint32_t s = 0; s < kSlots; ++s) {
       if (tids_[s].load(std::memory_order_relaxed) != 0) continue;

@@ -116,11 +116,20 @@ void run_standby(Activation* a) {
     if (rt->backend->read(static_cast<std::uint32_t>(slot), &again) != 0 || again.seq != st.seq ||
         again.state != ThreadRunState::blocked)
       continue;
+    // Open the takeover window before the claim (DESIGN.md "The takeover window", step 1):
+    // from the claim until finish_takeover nobody watches this core, so a switch-out of this
+    // thread makes the kernel alert the alert thread. Two plain stores, no system call.
+    const int my_slot = a->slot.load(std::memory_order_relaxed);
+    a->window.store(1, std::memory_order_relaxed);
+    if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), true);
     std::uintptr_t expected = w;
     if (!c->owner.compare_exchange_strong(expected,
                                           reinterpret_cast<std::uintptr_t>(a) | Core::kInRegion,
-                                          std::memory_order_acq_rel, std::memory_order_relaxed))
+                                          std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), false);
+      close_takeover_window(a);  // the alert thread only promotes holders: never ours here
       continue;
+    }
     // The core is ours. Everything else (SCHED_OTHER, the next standby) waits until the first
     // fiber ran: run_active records when that happens, finish_takeover does the rest.
     const std::int64_t now = now_ns();
@@ -142,12 +151,23 @@ void finish_takeover(Activation* a) noexcept {
   a->pending_promotion = false;
   Core* c = a->core;
   RuntimeImpl* rt = a->rt;
+  // Close the takeover window (DESIGN.md "The takeover window", step 4); if the alert thread
+  // is promoting this thread, wait until it is done (it wrote sched_idle).
+  close_takeover_window(a);
   const int rc = set_sched_idle(a, false);
   if (rc < 0) rt->promotion_failures.fetch_add(1, std::memory_order_relaxed);
   if (a->promote_only) {  // a poll-mode core back from SCHED_IDLE (runtime/cores): no takeover
     a->promote_only = false;
     return;
   }
+  appoint_standby(c);
+  // After the appointment: a switch-out between the two cannot go unnoticed.
+  const int slot = a->slot.load(std::memory_order_relaxed);
+  if (slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(slot), false);
+}
+
+void appoint_standby(Core* c) noexcept {
+  RuntimeImpl* rt = c->rt;
   // Appoint the next standby from the spares; the manager creates one if there is none
   // (never a thread creation on this path).
   Activation* p = nullptr;

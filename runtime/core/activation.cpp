@@ -92,7 +92,7 @@ void RuntimeImpl::thread_main(Activation* a) {
   }
   enter_fiber_thread(a);
   if (backend) {
-    const int slot = backend->register_thread(a->tid, kernel_event_sink(), a->core->index);
+    const int slot = backend->register_thread(a->tid, kernel_event_sink(), a->core->index, a);
     // release: pairs with the standby's / watchdog's acquire; a slot < 0 is never read.
     a->slot.store(slot, std::memory_order_release);
   }
@@ -109,6 +109,12 @@ void RuntimeImpl::thread_main(Activation* a) {
       a->role = Role::spare;
       a->pending_promotion = false;
       a->promote_only = false;
+      if (a->window.load(std::memory_order_relaxed) != 0) {
+        // Lost the core inside its takeover window: no alert for this thread any more.
+        close_takeover_window(a);
+        const int s = a->slot.load(std::memory_order_relaxed);
+        if (backend && s >= 0) backend->set_watch(static_cast<std::uint32_t>(s), false);
+      }
       if (become_standby(a)) continue;
       if (!wait_as_spare(a)) break;
     }

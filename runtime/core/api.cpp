@@ -111,6 +111,8 @@ RuntimeStats Runtime::stats() const {
     a.handbacks += ld(c->act.handbacks);
     a.standby_sleeps += ld(c->act.standby_sleeps);
     a.standby_wakes += ld(c->act.standby_wakes);
+    a.rescue_standbys += ld(c->act.rescue_standbys);
+    a.rescue_promotions += ld(c->act.rescue_promotions);
     a.blocks_uninterruptible += ld(c->act.blocks_d);
   }
   a.blocks_interruptible = a.handbacks > a.blocks_uninterruptible

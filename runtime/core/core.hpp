@@ -47,6 +47,8 @@ struct ActivationCounters {
   std::atomic<std::uint64_t> handbacks{0};       // returning threads that handed their fiber back
   std::atomic<std::uint64_t> standby_sleeps{0};  // standby slept while the holder parked
   std::atomic<std::uint64_t> standby_wakes{0};   // holder woke its sleeping standby
+  std::atomic<std::uint64_t> rescue_standbys{0};  // alert thread appointed a standby (window)
+  std::atomic<std::uint64_t> rescue_promotions{0};  // alert thread raised a preempted new holder
   std::atomic<std::uint64_t> blocks_d{0};        // of blocks: uninterruptible (D) sleeps
 };
 
@@ -208,7 +210,9 @@ struct Activation {
   // --- Role. Written by the thread itself, or by the thread that hands it a core / makes it
   // the standby before waking it (the futex wake orders it).
   Role role = Role::spare;
-  bool sched_idle = false;         // this thread runs at SCHED_IDLE (owner-only)
+  // This thread runs at SCHED_IDLE. Owner-only, except that the alert thread writes false
+  // while it holds `window` at 2 (this thread waits for window != 2 before reading it).
+  bool sched_idle = false;
   // Set by the standby when it takes the core: promote to SCHED_OTHER and appoint the next
   // standby at the first runtime entry (owner-only once active).
   bool pending_promotion = false;
@@ -216,6 +220,11 @@ struct Activation {
   // With pending_promotion: only return to SCHED_OTHER (a poll-mode core that ran dry at
   // SCHED_IDLE and found work, runtime/cores), no standby to appoint. Owner-only.
   bool promote_only = false;
+  // The takeover window (runtime/DESIGN.md section "The takeover window"): 1 from the claim
+  // until this thread's finish_takeover, 2 while the alert thread promotes it, else 0.
+  // Written by this thread (claim, finish_takeover: CAS 1 -> 0) and by the alert thread
+  // (CAS 1 -> 2, then store 0 with release after it wrote sched_idle = false).
+  std::atomic<std::uint8_t> window{0};
   // Set by the standby that took this thread's core (before its CAS, read by this thread after
   // it observed the loss, which the CAS orders): when the block started (CLOCK_MONOTONIC ns).
   std::atomic<std::int64_t> blocked_since_ns{0};

@@ -228,6 +228,55 @@ TEST_F(BpfGlueTest, BlockedInReadThenRunningAfterWrite) {
   w.join();
 }
 
+// The alerts ring: a block of a thread whose watch asks for it wakes a consumer sleeping in
+// wait_alerts (no polling); a block without the watch sends nothing; interrupt_alerts ends a wait.
+TEST_F(BpfGlueTest, WatchedBlockWakesTheAlertConsumer) {
+  Pipe p;
+  std::atomic<int> step{0};
+  Worker w(worker_cpu(), [&] {
+    char c;
+    (void)!read(p.r, &c, 1);  // unwatched block
+    while (step.load() != 1) {
+    }
+    (void)!read(p.r, &c, 1);  // watched block
+  });
+  Defer release([&] { p.close_write(); });
+  ASSERT_EQ(glue_.register_thread(w.tid(), 5), 0);
+  w.go();
+  upcall_status_word s{};
+  ASSERT_TRUE(wait_state(glue_, 5, UPCALL_ST_BLOCKED, &s));
+  int got = 0;
+  auto count = [](void* ctx, const upcall_alert& a) {
+    auto* n = static_cast<int*>(ctx);
+    if (a.state == UPCALL_ST_BLOCKED && a.slot == 5 && a.prev_state == UPCALL_KSTATE_INTERRUPTIBLE)
+      ++*n;
+  };
+  EXPECT_EQ(glue_.wait_alerts(0, count, &got), 0) << "an unwatched block sent an alert";
+  EXPECT_EQ(got, 0);
+
+  ASSERT_EQ(glue_.set_watch(5, UPCALL_WATCH_ALERT), 0);
+  ASSERT_EQ(write(p.w, "x", 1), 1);
+  ASSERT_TRUE(wait_state(glue_, 5, UPCALL_ST_RUNNING, &s));
+  step = 1;
+  // Sleeps until the kernel wakes us: a generous 5 s timeout only bounds a failure.
+  const auto t0 = Clock::now();
+  int r = 0;
+  while (got == 0 && Clock::now() - t0 < 5s && (r = glue_.wait_alerts(5000, count, &got)) >= 0) {
+  }
+  EXPECT_GE(got, 1) << "no alert for the watched block (last result " << r << ")";
+  EXPECT_EQ(s.tid, static_cast<std::uint32_t>(w.tid()));
+
+  std::thread interrupter([&] {
+    std::this_thread::sleep_for(20ms);
+    glue_.interrupt_alerts();
+  });
+  EXPECT_EQ(glue_.wait_alerts(5000, count, &got), -EINTR);
+  interrupter.join();
+  glue_.set_watch(5, UPCALL_WATCH_NONE);
+  ASSERT_EQ(write(p.w, "y", 1), 1);
+  w.join();
+}
+
 TEST_F(BpfGlueTest, SpinnerSharingItsCpuIsPreemptedNotBlocked) {
   if (!two_cpus()) GTEST_SKIP() << "needs 2 CPUs: the poller must not share the spinners' CPU";
   ScopedPin pin(poller_cpu());
