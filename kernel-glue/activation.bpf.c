@@ -294,7 +294,7 @@ static __always_inline int switch_out(struct upcall_counters *c, struct task_str
 	struct upcall_status_word *w;
 	struct slot_priv *sp;
 	struct upcall_msg *m;
-	__u32 tid = p->pid, slot, kstate, st;
+	__u32 tid = p->pid, slot, kstate, st, watch;
 	__u64 rt;
 
 	w = slot_of(tid, &slot, &sp);
@@ -328,13 +328,15 @@ static __always_inline int switch_out(struct upcall_counters *c, struct task_str
 	word_end(w);
 	c->handled++;
 
-	/* Nobody watches this thread's core (the window after a takeover):
-	 * tell the rescue consumer now. A block on purpose (intent PARKED) is
-	 * not one. The read of the user-owned field is single-copy; the owner
+	/* Nobody watches this thread's core (the window after a takeover, or
+	 * a lazy standby asleep): tell the rescue consumer now. A block on
+	 * purpose (intent PARKED) is not one. The read of the user-owned field is single-copy; the owner
 	 * stored it with release before it could switch out. */
-	if (*(volatile __u32 *)&w->watch == UPCALL_WATCH_ALERT &&
-	    (st == UPCALL_ST_PREEMPTED ||
-	     *(volatile __u32 *)&w->intent == UPCALL_INTENT_NONE)) {
+	watch = *(volatile __u32 *)&w->watch;
+	if (watch != UPCALL_WATCH_NONE &&
+	    ((st == UPCALL_ST_PREEMPTED && watch == UPCALL_WATCH_ALERT) ||
+	     (st == UPCALL_ST_BLOCKED &&
+	      *(volatile __u32 *)&w->intent == UPCALL_INTENT_NONE))) {
 		struct upcall_alert *a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
 
 		if (a) {

@@ -62,6 +62,9 @@ enum upcall_watch {
 				 * standby yet): a switch-out that BLOCKS (intent
 				 * NONE) or is PREEMPTED sends an upcall_alert on
 				 * the "alerts" ring with a forced wakeup */
+	UPCALL_WATCH_BLOCKS = 2, /* the core's standby sleeps (lazy standby): a
+				  * switch-out that BLOCKS (intent NONE) sends an
+				  * alert; preemptions do not */
 };
 
 /* Values of the kernel's task->__state that matter to readers of prev_state

@@ -47,6 +47,13 @@ struct UPCALL_API Options {
   std::optional<std::string> idle;         // UPCALL_IDLE / --upcall-idle: park|poll|spin:<us>
   std::optional<std::string> activations;  // UPCALL_ACTIVATIONS: bpf|fallback|off (default bpf)
   std::optional<std::string> io;           // UPCALL_IO: uring|epoll
+  // UPCALL_STANDBY / --upcall-standby: eager|lazy (bpf activations; README "Scheduler
+  // activations"). eager (default): a core's standby is woken whenever its holder leaves an
+  // idle park, so a block is taken over in ~2 us; that wake-up costs each unpark a futex wake
+  // and two context switches. lazy: the standby stays asleep until the kernel reports that the
+  // holder blocked (the alert path, tens of microseconds); nothing per unpark. For servers that
+  // park between requests and rarely block, next to other work on their CPUs.
+  std::optional<std::string> standby;
   // UPCALL_CONGESTION_US / --upcall-congestion-us: the congestion interval in microseconds
   // (README "Core reallocation"). A core whose ready fiber or I/O completion has waited longer
   // than this gets a parked core granted. 0 turns congestion grants off: then every new ready
@@ -79,6 +86,7 @@ struct UPCALL_API EffectiveConfig {
   unsigned congestion_us = 0;   // congestion interval; 0: congestion grants off
   std::string activations;      // effective activation backend: "bpf", "fallback" or "off"
   std::string io;               // effective I/O backend: "none" until the reactor exists
+  bool lazy_standby = false;    // UPCALL_STANDBY=lazy
   std::string policy;           // "fifo" or the custom policy's name()
   std::string guard;            // "madvise" (MADV_GUARD_INSTALL) or "mprotect"
 

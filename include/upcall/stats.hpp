@@ -70,6 +70,8 @@ struct ActivationStats {
   // appoints a standby (rescue_standbys) or raises the thread to SCHED_OTHER (rescue_promotions).
   std::uint64_t rescue_standbys = 0;
   std::uint64_t rescue_promotions = 0;
+  // UPCALL_STANDBY=lazy: blocks whose sleeping standby the alert thread woke.
+  std::uint64_t rescue_wakes = 0;
   std::uint64_t promotion_failures = 0;  // SCHED_IDLE -> SCHED_OTHER refused (EPERM)
   std::uint64_t blocks_interruptible = 0;    // of `blocks`: sleeping in S state (syscalls)
   std::uint64_t blocks_uninterruptible = 0;  // of `blocks`: D state (disk, faults, vfork)

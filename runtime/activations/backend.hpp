@@ -15,6 +15,9 @@
 
 namespace upcall::rt {
 
+// Values of set_watch (kernel-glue/upcall_abi.h, enum upcall_watch).
+inline constexpr std::uint32_t kWatchNone = 0, kWatchWindow = 1, kWatchBlocks = 2;
+
 enum class ThreadRunState : std::uint8_t { unknown, running, preempted, blocked, dead };
 
 // One consistent read of an activation's status (a seqlock snapshot for bpf).
@@ -64,10 +67,11 @@ class ActivationBackend {
   virtual int read(std::uint32_t slot, StatusView* out) const = 0;
   // Marks an intentional wait (UPCALL_INTENT_PARKED) before it starts; cleared after.
   virtual void set_intent(std::uint32_t slot, std::uint32_t intent) = 0;
-  // Asks for an alert (on_rescue_alert, on the backend's alert thread) when this slot's thread
-  // blocks or is preempted: set while nobody watches its core (the window after a takeover).
-  // Owner thread only; no system call. A backend without alerts ignores it.
-  virtual void set_watch(std::uint32_t /*slot*/, bool /*alert*/) {}
+  // Asks for alerts (on_rescue_alert, on the backend's alert thread) about this slot's thread:
+  // kWatchWindow when it blocks or is preempted (the window after a takeover), kWatchBlocks
+  // when it blocks (its core's standby sleeps, lazy standby), kWatchNone for none. Owner
+  // thread only; no system call. A backend without alerts ignores it.
+  virtual void set_watch(std::uint32_t /*slot*/, std::uint32_t /*watch*/) {}
   // Cumulative counters of the kernel side (events seen / filtered), for the overhead report.
   virtual std::string describe_counters() const { return {}; }
 };

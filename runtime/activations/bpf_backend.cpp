@@ -139,8 +139,9 @@ class BpfBackend final : public ActivationBackend {
     glue_.set_intent(slot, intent);
   }
 
-  void set_watch(std::uint32_t slot, bool alert) override {
-    glue_.set_watch(slot, alert ? UPCALL_WATCH_ALERT : UPCALL_WATCH_NONE);
+  void set_watch(std::uint32_t slot, std::uint32_t watch) override {
+    static_assert(kWatchWindow == UPCALL_WATCH_ALERT && kWatchBlocks == UPCALL_WATCH_BLOCKS);
+    glue_.set_watch(slot, watch);
   }
 
   std::string describe_counters() const override {

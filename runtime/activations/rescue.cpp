@@ -40,7 +40,6 @@ void on_rescue_alert(void* owner, bool preempted) noexcept {
   auto* a = static_cast<Activation*>(owner);
   RuntimeImpl* rt = a->rt;
   if (rt->stopped.load(std::memory_order_acquire)) return;
-  if (a->window.load(std::memory_order_acquire) == 0) return;  // closed since: nothing to do
   Core* c = a->core;
   // Only a holder is promoted: a standby between opening its window and its claim CAS (the
   // CAS may still fail) must stay SCHED_IDLE.
@@ -60,9 +59,15 @@ void on_rescue_alert(void* owner, bool preempted) noexcept {
       a->window.store(3, std::memory_order_release);
     }
   }
-  if (c->holder() == a && !c->standby.load(std::memory_order_acquire)) {
+  if (c->holder() != a) return;
+  if (!c->standby.load(std::memory_order_acquire)) {
     c->act.rescue_standbys.fetch_add(1, std::memory_order_relaxed);
     appoint_standby(c);
+  } else if (!preempted && c->standby_word.exchange(0, std::memory_order_seq_cst) == 1) {
+    // Lazy standby: the standby sleeps (holder_unparked left it so); the holder blocked.
+    futex_wake(&c->standby_word, 1);
+    c->act.standby_wakes.fetch_add(1, std::memory_order_relaxed);
+    c->act.rescue_wakes.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

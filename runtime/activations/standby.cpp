@@ -121,12 +121,12 @@ void run_standby(Activation* a) {
     // thread makes the kernel alert the alert thread. Two plain stores, no system call.
     const int my_slot = a->slot.load(std::memory_order_relaxed);
     a->window.store(1, std::memory_order_relaxed);
-    if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), true);
+    if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), kWatchWindow);
     std::uintptr_t expected = w;
     if (!c->owner.compare_exchange_strong(expected,
                                           reinterpret_cast<std::uintptr_t>(a) | Core::kInRegion,
                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
-      if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), false);
+      if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), kWatchNone);
       close_takeover_window(a);  // the alert thread only promotes holders: never ours here
       continue;
     }
@@ -163,7 +163,8 @@ void finish_takeover(Activation* a) noexcept {
   appoint_standby(c);
   // After the appointment: a switch-out between the two cannot go unnoticed.
   const int slot = a->slot.load(std::memory_order_relaxed);
-  if (slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(slot), false);
+  if (slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(slot), kWatchNone);
+  a->dozing = false;
 }
 
 void appoint_standby(Core* c) noexcept {
@@ -209,6 +210,18 @@ void holder_unparked(Activation* a) noexcept {
   rt->backend->set_intent(static_cast<std::uint32_t>(slot), 0);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with standby_sleep's store
   Core* c = a->core;
+  if (rt->cfg.lazy_standby) {
+    // Lazy standby (DESIGN.md section 10, "Lazy standby"): leave a sleeping standby asleep and
+    // ask the kernel for an alert if this thread blocks; the alert thread wakes the standby.
+    // Same Dekker pairing as the eager wake: if we read 0, the standby reads intent NONE after
+    // its store and does not sleep.
+    const bool asleep = c->standby_word.load(std::memory_order_seq_cst) == 1;
+    if (asleep != a->dozing) {
+      rt->backend->set_watch(static_cast<std::uint32_t>(slot), asleep ? kWatchBlocks : kWatchNone);
+      a->dozing = asleep;
+    }
+    return;
+  }
   if (c->standby_word.exchange(0, std::memory_order_seq_cst) == 1) {
     futex_wake(&c->standby_word, 1);
     c->act.standby_wakes.fetch_add(1, std::memory_order_relaxed);

@@ -109,11 +109,13 @@ void RuntimeImpl::thread_main(Activation* a) {
       a->role = Role::spare;
       a->pending_promotion = false;
       a->promote_only = false;
-      if (a->window.load(std::memory_order_relaxed) != 0) {
-        // Lost the core inside its takeover window: no alert for this thread any more.
+      if (a->window.load(std::memory_order_relaxed) != 0 || a->dozing) {
+        // Lost the core inside its takeover window, or while its standby dozed (lazy
+        // standby): no alert for this thread any more.
         close_takeover_window(a);
+        a->dozing = false;
         const int s = a->slot.load(std::memory_order_relaxed);
-        if (backend && s >= 0) backend->set_watch(static_cast<std::uint32_t>(s), false);
+        if (backend && s >= 0) backend->set_watch(static_cast<std::uint32_t>(s), kWatchNone);
       }
       if (become_standby(a)) continue;
       if (!wait_as_spare(a)) break;

@@ -113,6 +113,7 @@ RuntimeStats Runtime::stats() const {
     a.standby_wakes += ld(c->act.standby_wakes);
     a.rescue_standbys += ld(c->act.rescue_standbys);
     a.rescue_promotions += ld(c->act.rescue_promotions);
+    a.rescue_wakes += ld(c->act.rescue_wakes);
     a.blocks_uninterruptible += ld(c->act.blocks_d);
   }
   a.blocks_interruptible = a.handbacks > a.blocks_uninterruptible

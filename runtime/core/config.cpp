@@ -128,8 +128,8 @@ std::string format_cpulist(const std::vector<int>& cpus) {
 }
 
 Options& Options::parse_args(int& argc, char** argv) {
-  static const char* const kNames[] = {"cores",       "cpus", "stack-size",     "idle",
-                                       "activations", "io",   "congestion-us"};
+  static const char* const kNames[] = {"cores",       "cpus", "stack-size",    "idle",
+                                       "activations", "io",   "congestion-us", "standby"};
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
@@ -152,7 +152,8 @@ Options& Options::parse_args(int& argc, char** argv) {
     if (!known)
       bad("--upcall-" + name,
           "unknown flag (known: --upcall-cores, --upcall-cpus, --upcall-stack-size, "
-          "--upcall-idle, --upcall-activations, --upcall-io, --upcall-congestion-us)");
+          "--upcall-idle, --upcall-activations, --upcall-io, --upcall-congestion-us, "
+          "--upcall-standby)");
     // Runtime options set in code win over flags: only fill what is unset.
     if (name == "cores" && !cores) {
       const long long n = parse_int("--upcall-cores", value);
@@ -175,6 +176,10 @@ Options& Options::parse_args(int& argc, char** argv) {
     }
     if (name == "activations" && !activations) activations = value;
     if (name == "io" && !io) io = value;
+    if (name == "standby" && !standby) {
+      if (value != "eager" && value != "lazy") bad("--upcall-standby=" + value, "expected eager|lazy");
+      standby = value;
+    }
     if (name == "congestion-us" && !congestion_us) {
       const long long us = parse_int("--upcall-congestion-us", value);
       if (us < 0 || us > kMaxCongestionUs)
@@ -273,6 +278,14 @@ EffectiveConfig resolve_config(const Options& o) {
     if (c.activations != "bpf" && c.activations != "fallback" && c.activations != "off")
       bad("UPCALL_ACTIVATIONS=" + c.activations, "expected bpf|fallback|off");
   }
+  // Standby wake-up (bpf activations): eager or lazy (README "Scheduler activations").
+  {
+    std::optional<std::string> v = o.standby;
+    if (!v && env("UPCALL_STANDBY")) v = env("UPCALL_STANDBY");
+    const std::string mode = v ? *v : "eager";
+    if (mode != "eager" && mode != "lazy") bad("UPCALL_STANDBY=" + mode, "expected eager|lazy");
+    c.lazy_standby = mode == "lazy";
+  }
   // I/O: the requested backend; the runtime falls back (uring -> epoll) with a one-line
   // announcement when io_uring is not allowed here, and reports the effective one.
   {
@@ -309,6 +322,7 @@ std::string EffectiveConfig::describe() const {
     s += "spin:" + std::to_string(spin_us) + "us";
   s += " activations=" + activations + " io=" + io + " policy=" + policy + " guard=" + guard;
   if (congestion_us) s += " congestion=" + std::to_string(congestion_us) + "us";
+  if (lazy_standby && activations == "bpf") s += " standby=lazy";
   return s;
 }
 

@@ -49,6 +49,7 @@ struct ActivationCounters {
   std::atomic<std::uint64_t> standby_wakes{0};   // holder woke its sleeping standby
   std::atomic<std::uint64_t> rescue_standbys{0};  // alert thread appointed a standby (window)
   std::atomic<std::uint64_t> rescue_promotions{0};  // alert thread raised a preempted new holder
+  std::atomic<std::uint64_t> rescue_wakes{0};  // alert thread woke a lazy standby (holder blocked)
   std::atomic<std::uint64_t> blocks_d{0};        // of blocks: uninterruptible (D) sleeps
 };
 
@@ -225,6 +226,9 @@ struct Activation {
   // Written by this thread (claim, finish_takeover: CAS 1 -> 0) and by the alert thread
   // (CAS 1 -> 2, then store 0 with release after it wrote sched_idle = false).
   std::atomic<std::uint8_t> window{0};
+  // Lazy standby: this holder set watch = kWatchBlocks because its standby sleeps (so a block
+  // reaches the alert thread, which wakes the standby). Owner-only.
+  bool dozing = false;
   // Set by the standby that took this thread's core (before its CAS, read by this thread after
   // it observed the loss, which the CAS orders): when the block started (CLOCK_MONOTONIC ns).
   std::atomic<std::int64_t> blocked_since_ns{0};

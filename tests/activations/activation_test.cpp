@@ -479,6 +479,40 @@ TEST(TakeoverWindow, BlockBeforeTheFirstRuntimeEntryIsTakenOver) {
   EXPECT_LT(worst_gap_ns, 40'000'000) << "the core stalled while a blocker sat in the window";
 }
 
+// UPCALL_STANDBY=lazy: the standby sleeps while its holder runs after an idle park; the block
+// reaches it through the kernel alert, and the core still keeps going.
+TEST(LazyStandby, BlockAfterAnIdleParkIsTakenOver) {
+  Options o;
+  o.cores = 1;
+  o.activations = "bpf";
+  o.standby = "lazy";
+  Runtime rt(o);
+  REQUIRE_BACKEND(&rt, "bpf");
+  EXPECT_TRUE(rt.config().lazy_standby);
+  EXPECT_NE(rt.config().describe().find("standby=lazy"), std::string::npos);
+  for (int round = 0; round < 3; ++round) {
+    // An idle gap first, so the holder parks and its standby goes to sleep.
+    std::this_thread::sleep_for(20ms);
+    const TickResult r = ticks_while_blocked(rt, [] { return read_pipe_after(100ms); });
+    EXPECT_TRUE(r.data_ok);
+    EXPECT_GT(r.ticks_during_block, 1000) << "round " << round << ": the core stalled";
+  }
+  const auto s = rt.stats().activations;
+  EXPECT_GE(s.takeovers, 3u);
+  EXPECT_GE(s.rescue_wakes, 1u) << "no block went through the alert path";
+}
+
+TEST(LazyStandby, BadValueIsRefusedWithTheVariableNamed) {
+  Options o;
+  o.standby = "sometimes";
+  try {
+    resolve_config(o);
+    FAIL() << "no error for standby=sometimes";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("UPCALL_STANDBY=sometimes"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Observability, RecentBlocksNameTheFiber) {
   auto rt = make_runtime("bpf");
   REQUIRE_BACKEND(rt, "bpf");
