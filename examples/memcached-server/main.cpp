@@ -87,6 +87,10 @@ int main(int argc, char** argv) {
   // Measured (bench/RESULTS.md, run T): the runtime's default spin:50 took the client's CPU and
   // halved the highest load with p99 <= 500 us (10k vs 40k req/s).
   if (!opts.idle && !std::getenv("UPCALL_IDLE")) opts.idle = "park";
+  // For the same reason the standby stays asleep after an idle park (UPCALL_STANDBY=lazy): the
+  // server never blocks in unwrapped calls, and waking the standby at every unpark tripled its
+  // p99 next to a SCHED_IDLE antagonist (bench/RESULTS.md, "Lazy standby").
+  if (!opts.standby && !std::getenv("UPCALL_STANDBY")) opts.standby = "lazy";
   // Connections need descriptors: raise the soft limit to the hard one.
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
