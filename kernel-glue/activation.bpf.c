@@ -100,7 +100,7 @@ struct {
  * asks for one. Always submitted with a forced wakeup; see upcall_abi.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 64 * 1024); /* the loader sets the same */
 } alerts SEC(".maps");
 
 struct {

@@ -34,6 +34,7 @@ constexpr std::uint32_t kMaxSlots = 1u << 16;
 constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
 // Returned by on_record to make libbpf stop consuming; poll() maps it back.
 constexpr int kStopConsuming = -ECANCELED;
+constexpr std::uint32_t kAlertRingBytes = 64 * 1024;
 
 const char* errno_name(int err) noexcept {
   const char* n = strerrorname_np(err < 0 ? -err : err);
@@ -117,7 +118,9 @@ int BpfGlue::open_impl(pid_t pid, std::uint32_t nslots, const Options& opts) noe
   if ((err = bpf_map__set_max_entries(skel_->maps.tid_slot, nslots)) ||
       (err = bpf_map__set_max_entries(skel_->maps.status_words, nslots)) ||
       (err = bpf_map__set_max_entries(skel_->maps.slot_privs, nslots)) ||
-      (err = bpf_map__set_max_entries(skel_->maps.msgs, ring)))
+      (err = bpf_map__set_max_entries(skel_->maps.msgs, ring)) ||
+      // Alerts: 64 KiB (~2,700 records; a power of two and a multiple of any page size).
+      (err = bpf_map__set_max_entries(skel_->maps.alerts, kAlertRingBytes)))
     return fail(Stage::kOpen, err);
 
   err = activation_bpf__load(skel_);

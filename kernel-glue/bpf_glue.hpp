@@ -249,7 +249,7 @@ class BpfGlue {
   void* alert_ctx_ = nullptr;
   int alerts_delivered_ = 0;
   // Status area: nslots_ words, MAP_SHARED over the status_words map,
-  // MADV_DONTFORK. Written here only by register_thread and set_intent.
+  // MADV_DONTFORK. Written here only by register_thread, set_intent and set_watch.
   upcall_status_word* words_ = nullptr;
   std::size_t words_bytes_ = 0;
   std::uint32_t nslots_ = 0;

@@ -195,12 +195,13 @@ struct upcall_msg {
 };
 
 /*
- * One record of the "alerts" ring (a second, small ring buffer whose records
- * always wake their consumer). Sent at the switch-out of a thread whose
- * status word has watch == UPCALL_WATCH_ALERT; rare by construction (only in
- * the window after a takeover), so the irq_work of the wakeup is paid only
- * there. The consumer (the runtime's rescue thread) appoints a standby for
- * the thread's core, and raises the thread's policy when it was preempted.
+ * One record of the "alerts" ring (a second ring buffer whose records always
+ * wake their consumer). Sent at the switch-out of a thread whose status word
+ * asks for it (enum upcall_watch): in the window after a takeover, or while a
+ * lazy standby sleeps; only blocks and (for WATCH_ALERT) preemptions of such
+ * threads pay the irq_work of the wakeup. The consumer (the runtime's alert
+ * thread) appoints or wakes a standby for the thread's core when it blocked,
+ * and raises the thread's policy when it was preempted in its window.
  */
 struct upcall_alert {
 	__u16 version;    /* UPCALL_ABI_VERSION */

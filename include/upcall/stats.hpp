@@ -63,7 +63,7 @@ struct ActivationStats {
   std::uint64_t no_standby = 0;       // times a core had no standby (thread cap reached)
   std::uint64_t handbacks = 0;        // returning threads that handed their fiber back
   std::uint64_t standby_sleeps = 0;   // the standby slept while its holder parked on purpose
-  std::uint64_t standby_wakes = 0;    // the holder woke its standby when it unparked
+  std::uint64_t standby_wakes = 0;    // a sleeping standby was woken (holder unpark, alert)
   // The takeover window (README "Scheduler activations"): a thread that took a core over runs
   // its first fiber before it appoints the next standby. When it blocks (or is preempted at
   // SCHED_IDLE) in that window, a kernel alert wakes the runtime's alert thread, which

@@ -72,6 +72,8 @@ class ActivationBackend {
   // when it blocks (its core's standby sleeps, lazy standby), kWatchNone for none. Owner
   // thread only; no system call. A backend without alerts ignores it.
   virtual void set_watch(std::uint32_t /*slot*/, std::uint32_t /*watch*/) {}
+  // Whether alerts are delivered (the bpf backend's alert thread runs).
+  virtual bool has_alerts() const { return false; }
   // Cumulative counters of the kernel side (events seen / filtered), for the overhead report.
   virtual std::string describe_counters() const { return {}; }
 };

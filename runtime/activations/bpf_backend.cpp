@@ -13,9 +13,13 @@
 //  3. unregister_thread clears sinks_[slot] under mu_, so once it returns no delivery for that
 //     thread runs or will start: a runtime may be destroyed right after unregistering all.
 // The standby's takeover path never takes mu_ (it reads the mmapped status words only).
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
 #include <cerrno>
 #include <mutex>
 #include <thread>
@@ -23,6 +27,7 @@
 
 #include "bpf_glue.hpp"
 #include "runtime/activations/backend.hpp"
+#include "runtime/core/signals.hpp"
 
 namespace upcall::rt {
 
@@ -67,6 +72,16 @@ class BpfBackend final : public ActivationBackend {
     if (rc < 0) *why = glue_.explain(rc);
     used_.assign(kSlots, false);
     sinks_.assign(kSlots, Sink{});
+    owners_.assign(kSlots, Owner{});
+    if (rc == 0) {
+      // Started here, on the thread that creates the first runtime (not on a runtime thread
+      // pinned to one core's CPU, whose mask and policy it would inherit).
+      try {
+        alerter_ = std::thread([this] { alert_loop(); });
+        alerts_ok_ = true;
+      } catch (...) {  // no alert thread: has_alerts() says so; lazy standbys fall back
+      }
+    }
     return rc;
   }
 
@@ -86,12 +101,10 @@ class BpfBackend final : public ActivationBackend {
       const int rc = glue_.register_thread(tid, s);
       if (rc < 0) return rc;
       used_[s] = true;
-      sinks_[s] = Sink{sink, tid, core, owner};
-      if (owner && !alerter_.joinable()) {
-        try {
-          alerter_ = std::thread([this] { alert_loop(); });
-        } catch (...) {  // no alert thread: the takeover window keeps its old bound
-        }
+      sinks_[s] = Sink{sink, tid, core};
+      {
+        std::lock_guard<std::mutex> olock(owners_mu_);
+        owners_[s] = Owner{tid, owner};
       }
       if (sink && !consumer_.joinable()) {
         try {
@@ -107,6 +120,10 @@ class BpfBackend final : public ActivationBackend {
 
   void unregister_thread(int tid, std::uint32_t slot) override {
     std::lock_guard<std::mutex> lock(mu_);  // step 3: no delivery to this slot after this
+    if (slot < kSlots) {
+      std::lock_guard<std::mutex> olock(owners_mu_);  // no alert for it after this either
+      owners_[slot] = Owner{};
+    }
     glue_.unregister_thread(tid);
     if (slot < kSlots) {
       used_[slot] = false;
@@ -139,6 +156,8 @@ class BpfBackend final : public ActivationBackend {
     glue_.set_intent(slot, intent);
   }
 
+  bool has_alerts() const override { return alerts_ok_; }
+
   void set_watch(std::uint32_t slot, std::uint32_t watch) override {
     static_assert(kWatchWindow == UPCALL_WATCH_ALERT && kWatchBlocks == UPCALL_WATCH_BLOCKS);
     glue_.set_watch(slot, watch);
@@ -158,22 +177,37 @@ class BpfBackend final : public ActivationBackend {
     KernelEventSink* sink = nullptr;
     int tid = 0;
     int core = -1;
+  };
+  struct Owner {
+    int tid = 0;
     void* owner = nullptr;  // the Activation, for on_rescue_alert
   };
 
   // The alert thread: sleeps in the alerts ring (every alert wakes it; the destructor
   // interrupts it) and hands each alert of a still-registered thread to on_rescue_alert,
-  // under mu_ like the message sinks (so unregister_thread waits out a call in progress).
+  // under owners_mu_ (so unregister_thread waits out a call in progress; a lock of its own,
+  // not mu_, which the message consumer holds while a policy handles an event).
   void alert_loop() {
+    // Normal policy on any CPU of the process, whatever the creating thread had: an alert
+    // must not wait behind the antagonist of a SCHED_IDLE creator (best effort).
+    sched_param p{};
+    p.sched_priority = 0;
+    sched_setscheduler(0, SCHED_OTHER, &p);
     while (!stop_.load(std::memory_order_relaxed)) {
-      glue_.wait_alerts(-1, [](void* ctx, const upcall_alert& al) {
+      const int r = glue_.wait_alerts(-1, [](void* ctx, const upcall_alert& al) {
         auto* self = static_cast<BpfBackend*>(ctx);
-        std::lock_guard<std::mutex> lock(self->mu_);
+        std::lock_guard<std::mutex> lock(self->owners_mu_);
         if (al.slot >= kSlots) return;
-        const Sink& k = self->sinks_[al.slot];
-        if (k.owner && static_cast<std::uint32_t>(k.tid) == al.tid)
-          on_rescue_alert(k.owner, al.state == UPCALL_ST_PREEMPTED);
+        const Owner& o = self->owners_[al.slot];
+        if (o.owner && static_cast<std::uint32_t>(o.tid) == al.tid)
+          on_rescue_alert(o.owner, al.state == UPCALL_ST_PREEMPTED);
       }, this);
+      // A failing wait (not an interruption) must not spin: back off, and say so once.
+      if (r < 0 && r != -EINTR) {
+        announce_once("alerts", "upcall: the kernel alert consumer failed (" +
+                                    std::string(std::strerror(-r)) + "); retrying every 10 ms");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     }
   }
 
@@ -197,7 +231,10 @@ class BpfBackend final : public ActivationBackend {
   std::vector<bool> used_;    // guarded by mu_
   std::vector<Sink> sinks_;   // guarded by mu_
   std::thread consumer_;      // started under mu_ by the first registration with a sink
-  std::thread alerter_;       // started under mu_ by the first registration with an owner
+  std::mutex owners_mu_;
+  std::vector<Owner> owners_;  // guarded by owners_mu_
+  std::thread alerter_;        // started by open()
+  bool alerts_ok_ = false;     // the alert thread runs (written by open() only)
   std::atomic<bool> stop_{false};  // set by the destructor; the consumer checks it each period
 };
 

@@ -43,27 +43,35 @@ void on_rescue_alert(void* owner, bool preempted) noexcept {
   Core* c = a->core;
   // Only a holder is promoted: a standby between opening its window and its claim CAS (the
   // CAS may still fail) must stay SCHED_IDLE.
-  if (preempted && c->holder() == a) {
+  if (preempted) {
     std::uint8_t open = 1;
-    if (a->window.compare_exchange_strong(open, 2, std::memory_order_acq_rel,
+    if (c->holder() == a &&
+        a->window.compare_exchange_strong(open, 2, std::memory_order_acq_rel,
                                           std::memory_order_relaxed)) {
-      // The thread cannot close the window (nor read sched_idle) until we store 3.
+      // The thread cannot close the window (nor read sched_idle) until we store 3 or 1.
+      // Check the holder again now that it cannot: between the first check and the CAS it may
+      // have finished its takeover, lost the core and opened a window again as a standby about
+      // to claim, and a standby must stay SCHED_IDLE.
+      if (c->holder() != a) {
+        a->window.store(1, std::memory_order_release);
+        return;
+      }
       sched_param p{};
       p.sched_priority = 0;
       if (sched_setscheduler(a->tid, SCHED_OTHER, &p) == 0) {
         a->sched_idle = false;
         c->act.rescue_promotions.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        rt->promotion_failures.fetch_add(1, std::memory_order_relaxed);
-      }
+      }  // else finish_takeover tries again and counts the failure
       a->window.store(3, std::memory_order_release);
     }
+    // A preempted holder needs no standby yet: if it blocks, its BLOCKED alert follows.
+    return;
   }
   if (c->holder() != a) return;
   if (!c->standby.load(std::memory_order_acquire)) {
     c->act.rescue_standbys.fetch_add(1, std::memory_order_relaxed);
     appoint_standby(c);
-  } else if (!preempted && c->standby_word.exchange(0, std::memory_order_seq_cst) == 1) {
+  } else if (c->standby_word.exchange(0, std::memory_order_seq_cst) == 1) {
     // Lazy standby: the standby sleeps (holder_unparked left it so); the holder blocked.
     futex_wake(&c->standby_word, 1);
     c->act.standby_wakes.fetch_add(1, std::memory_order_relaxed);

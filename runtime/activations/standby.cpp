@@ -7,7 +7,9 @@
 //                                         next standby come at its first runtime entry;
 //   blocked inside a runtime region    -> refused (counted); keep watching;
 //   blocked on purpose (intent PARKED) -> sleep on Core::standby_word until the holder leaves
-//                                         its park (holder_unparked wakes it);
+//                                         its park (holder_unparked wakes it; with
+//                                         UPCALL_STANDBY=lazy only a kernel alert about a
+//                                         block of the holder does, rescue.cpp);
 //   stopped/traced, running, preempted -> sched_yield() at once.
 #include <sched.h>
 
@@ -128,6 +130,7 @@ void run_standby(Activation* a) {
                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
       if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), kWatchNone);
       close_takeover_window(a);  // the alert thread only promotes holders: never ours here
+      set_sched_idle(a, true);   // (a no-op unless that argument is ever wrong)
       continue;
     }
     // The core is ours. Everything else (SCHED_OTHER, the next standby) waits until the first

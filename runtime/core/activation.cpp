@@ -202,6 +202,18 @@ bool RuntimeImpl::hand_core_to_spare(Activation* a) {
   if (!s && !reserve_thread()) return false;
   bump(c->counters.blocking_handoffs);
   a->role = Role::blocking;
+  if (a->dozing) {
+    // Lazy standby: the next holder does not know the standby sleeps (only this thread's
+    // watch word says so, and it is about to run the blocking call): wake the standby, and
+    // stop this thread's alerts.
+    a->dozing = false;
+    const int slot = a->slot.load(std::memory_order_relaxed);
+    if (backend && slot >= 0) backend->set_watch(static_cast<std::uint32_t>(slot), kWatchNone);
+    if (c->standby_word.exchange(0, std::memory_order_seq_cst) == 1) {
+      futex_wake(&c->standby_word, 1);
+      c->act.standby_wakes.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   if (s) {
     c->set_holder(s);
     s->wake_word.store(kWakeActive, std::memory_order_release);

@@ -136,6 +136,9 @@ struct alignas(64) Core {
   // RuntimeImpl::idle_mu), cleared by the waker (release; the woken core's acquire load pairs).
   std::atomic<std::uint32_t> park_word{0};
   bool idle_listed = false;  // guarded by RuntimeImpl::idle_mu
+  // Poll mode: this core dropped to SCHED_IDLE while idle and counts in
+  // RuntimeImpl::n_poll_lowered (both guarded by RuntimeImpl::idle_mu).
+  bool poll_lowered = false;
   // The holder is executing fibers (not in its loop). Written by the holder (relaxed), read by
   // shutdown's quiescence check, which needs it twice 100 ms apart, so staleness is harmless.
   std::atomic<bool> busy{false};
@@ -221,10 +224,11 @@ struct Activation {
   // With pending_promotion: only return to SCHED_OTHER (a poll-mode core that ran dry at
   // SCHED_IDLE and found work, runtime/cores), no standby to appoint. Owner-only.
   bool promote_only = false;
-  // The takeover window (runtime/DESIGN.md section "The takeover window"): 1 from the claim
-  // until this thread's finish_takeover, 2 while the alert thread promotes it, else 0.
-  // Written by this thread (claim, finish_takeover: CAS 1 -> 0) and by the alert thread
-  // (CAS 1 -> 2, then store 0 with release after it wrote sched_idle = false).
+  // The takeover window (runtime/DESIGN.md section 10, "The takeover window"): 1 from just
+  // before the claim until this thread closes it (finish_takeover, or the role dispatcher
+  // after a loss: CAS 1 or 3 -> 0); 2 while the alert thread promotes it; 3 once promoted;
+  // 0 closed. The alert thread CASes 1 -> 2, then stores 3 (release, after it wrote
+  // sched_idle = false) or 1 (it found this thread no longer holds the core: no promotion).
   std::atomic<std::uint8_t> window{0};
   // Lazy standby: this holder set watch = kWatchBlocks because its standby sleeps (so a block
   // reaches the alert thread, which wakes the standby). Owner-only.

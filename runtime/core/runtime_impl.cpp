@@ -119,6 +119,13 @@ void RuntimeImpl::select_activation_backend() {
     } else if ((backend = bpf_backend(&why))) {
       activations_on = standby_mode = true;
       cfg.activations = "bpf";
+      if (cfg.lazy_standby && !backend->has_alerts()) {
+        // A lazy standby relies on the kernel alert to be woken: without the alert thread it
+        // would sleep through a block.
+        cfg.lazy_standby = false;
+        announce_once("lazy-standby", "upcall: UPCALL_STANDBY=lazy unavailable (no kernel "
+                                      "alert thread); using eager standbys");
+      }
       return;
     }
     announce_once("activations-fallback:" + why,
@@ -129,6 +136,7 @@ void RuntimeImpl::select_activation_backend() {
   backend = procfs_backend();
   activations_on = fallback_mode = true;
   cfg.activations = "fallback";
+  cfg.lazy_standby = false;  // no standbys at all
 }
 
 bool RuntimeImpl::quiescent() const {

@@ -248,6 +248,13 @@ class RuntimeImpl final : public KernelEventSink {
   CoreBudget budget;
   int min_cores = 0;
   int n_enabled = 0;
+  // Poll-mode cores at SCHED_IDLE (Core::poll_lowered), guarded by idle_mu: a poller lowers
+  // itself only while n_idle + n_poll_lowered + 1 <= n_enabled - min_cores, so min_cores cores
+  // keep polling at their normal policy.
+  int n_poll_lowered = 0;
+  // Under nothing: takes or gives back one of the n_poll_lowered places (scheduler.cpp).
+  bool reserve_poll_lower(Core* c);
+  void end_poll_lower(Core* c);
   // The backstop thread (runtime/cores/ticker.cpp): sleeps on ticker_word (shutdown wakes it).
   std::thread ticker;
   std::atomic<std::uint32_t> ticker_word{0};

@@ -205,6 +205,7 @@ bool RuntimeImpl::disabled_wait(Activation* a, Core* c) {
     if (c->enabled.load(std::memory_order_acquire)) break;
   }
   c->released.store(false, std::memory_order_relaxed);
+  end_poll_lower(c);
   if (a->sched_idle && !a->pending_promotion) {
     // It was polling at SCHED_IDLE when it left the budget: back to SCHED_OTHER after the
     // first fiber (as in idle()).

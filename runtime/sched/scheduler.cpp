@@ -317,6 +317,23 @@ void RuntimeImpl::stop_spinning(Core* c) {
     rt->wake_idle_core(false);
 }
 
+bool RuntimeImpl::reserve_poll_lower(Core* c) {
+  std::lock_guard<std::mutex> lock(idle_mu);
+  if (c->poll_lowered) return true;
+  if (n_idle.load(std::memory_order_relaxed) + n_poll_lowered + 1 > n_enabled - min_cores)
+    return false;  // min_cores cores keep polling at their normal policy
+  c->poll_lowered = true;
+  ++n_poll_lowered;
+  return true;
+}
+
+void RuntimeImpl::end_poll_lower(Core* c) {
+  std::lock_guard<std::mutex> lock(idle_mu);
+  if (!c->poll_lowered) return;
+  c->poll_lowered = false;
+  --n_poll_lowered;
+}
+
 bool RuntimeImpl::idle(Activation* a, Core* c) {
   note_grant_outcome(c, false);  // granted, but the work was gone: a wasted grant
   if (!c->enabled.load(std::memory_order_relaxed)) return disabled_wait(a, c);
@@ -330,6 +347,7 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
   // comes back to SCHED_OTHER only after the first fiber ran (finish_takeover, promote_only),
   // so no policy change sits between the decision and the running fiber.
   bool reserved = false;
+  std::int64_t lower_retry_ns = 0;
   for (;;) {
     const bool poll_forever = cfg.idle == IdleMode::poll && !reserved;
     const std::int64_t start = now_ns();
@@ -349,6 +367,7 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
         stop_spinning(c);
         if (c->released.load(std::memory_order_relaxed)) {
           // A SCHED_IDLE poller takes its core back: a grant decided here.
+          end_poll_lower(c);
           c->released.store(false, std::memory_order_relaxed);
           c->grant_ns.store(now_ns(), std::memory_order_relaxed);
           c->alloc.grants.fetch_add(1, std::memory_order_relaxed);
@@ -364,9 +383,15 @@ bool RuntimeImpl::idle(Activation* a, Core* c) {
         if (!poll_forever) {
           if (now >= spin_until) break;
         } else if (!c->released.load(std::memory_order_relaxed) && poll_can_lower &&
-                   now - start >= kPollLowerNs && set_sched_idle(a, true) == 0) {
-          c->released.store(true, std::memory_order_relaxed);
-          bump(c->alloc.releases);
+                   now - start >= kPollLowerNs && now >= lower_retry_ns) {
+          if (!reserve_poll_lower(c)) {
+            lower_retry_ns = now + kReservedRecheckNs;  // min_cores: ask idle_mu now and then
+          } else if (set_sched_idle(a, true) == 0) {
+            c->released.store(true, std::memory_order_relaxed);
+            bump(c->alloc.releases);
+          } else {
+            end_poll_lower(c);
+          }
         }
       }
       cpu_relax();

@@ -502,6 +502,50 @@ TEST(LazyStandby, BlockAfterAnIdleParkIsTakenOver) {
   EXPECT_GE(s.rescue_wakes, 1u) << "no block went through the alert path";
 }
 
+// A dozing holder that hands its core away in upcall::blocking wakes the standby: the spare
+// that takes the core over does not know the standby sleeps, and a raw block of its own must
+// still be taken over.
+TEST(LazyStandby, BlockAfterABlockingHandoffIsTakenOver) {
+  Options o;
+  o.cores = 1;
+  o.activations = "bpf";
+  o.standby = "lazy";
+  Runtime rt(o);
+  REQUIRE_BACKEND(&rt, "bpf");
+  std::this_thread::sleep_for(20ms);  // park, so the standby sleeps and the holder dozes
+  std::int64_t worst_ns = 0;
+  bool ok = rt.block_on([&] {
+    std::atomic<bool> handed{false}, done{false};
+    auto ticker = spawn([&] {
+      std::int64_t last = 0, worst = 0;
+      while (!done.load()) {
+        const std::int64_t now = Clock::now().time_since_epoch().count();
+        if (last) worst = std::max(worst, now - last);
+        last = now;
+        this_task::yield();
+      }
+      return worst;
+    });
+    // Runs on the spare that took the core in the handoff below, and blocks it raw.
+    auto raw = spawn([&] {
+      while (!handed.load()) this_task::yield();
+      return read_pipe_after(100ms);
+    });
+    const bool wrapped = blocking([&] {
+      handed = true;
+      return read_pipe_after(300ms);
+    });
+    const bool r = raw.join();
+    done = true;
+    worst_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   Clock::duration(ticker.join())).count();
+    return wrapped && r;
+  });
+  EXPECT_TRUE(ok) << "a blocked call lost its data";
+  // Without the standby woken at the handoff, the ticker waits for the 100 ms raw call.
+  EXPECT_LT(worst_ns, 40'000'000) << "the core stalled after the handoff";
+}
+
 TEST(LazyStandby, BadValueIsRefusedWithTheVariableNamed) {
   Options o;
   o.standby = "sometimes";

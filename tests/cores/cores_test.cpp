@@ -339,6 +339,32 @@ TEST(CoreBudget, MinCoresStayAwake) {
   })) << "raising min_cores did not wake a core";
 }
 
+// Poll mode: an idle poller drops to SCHED_IDLE (a release), but never below min_cores cores
+// polling at their normal policy.
+TEST(CoreBudget, MinCoresKeepPollingAtNormalPolicy) {
+  if (!TwoCpus()) GTEST_SKIP() << "needs 2 CPUs";
+  for (int min : {0, 1, 2}) {
+    Options o = Opts("poll");
+    o.budget = CoreBudget{min, 0, ""};
+    Runtime rt(o);
+    if (!rt.impl()->poll_can_lower)
+      GTEST_SKIP() << "this process cannot leave SCHED_IDLE (needs CAP_SYS_NICE): poll mode "
+                      "polls at normal priority and releases nothing";
+    const int want_released = 2 - min;
+    auto released = [](const RuntimeStats& s) {
+      int n = 0;
+      for (const auto& c : s.cores) n += c.released ? 1 : 0;
+      return n;
+    };
+    EXPECT_TRUE(WaitStats(rt, [&](const RuntimeStats& s) { return released(s) == want_released; }))
+        << "min_cores=" << min << ": " << released(rt.stats()) << " cores released";
+    std::this_thread::sleep_for(50ms);  // and it stays so
+    EXPECT_EQ(released(rt.stats()), want_released) << "min_cores=" << min;
+    // Work still runs, and the runtime still answers.
+    EXPECT_EQ(rt.block_on([] { return spawn([] { return 7; }).join(); }), 7);
+  }
+}
+
 // --------------------------------------------------------------------------------- races
 
 // Bursts of fibers (from fibers and from a plain thread) separated by pauses long enough for
