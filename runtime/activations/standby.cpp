@@ -122,7 +122,8 @@ void run_standby(Activation* a) {
     // from the claim until finish_takeover nobody watches this core, so a switch-out of this
     // thread makes the kernel alert the alert thread. Two plain stores, no system call.
     const int my_slot = a->slot.load(std::memory_order_relaxed);
-    a->window.store(1, std::memory_order_relaxed);
+    // release: the alert thread's CAS 1 -> 2 (acquire) then sees this thread's sched_idle.
+    a->window.store(1, std::memory_order_release);
     if (my_slot >= 0) rt->backend->set_watch(static_cast<std::uint32_t>(my_slot), kWatchWindow);
     std::uintptr_t expected = w;
     if (!c->owner.compare_exchange_strong(expected,
