@@ -89,9 +89,16 @@ void BurstsUntilParked(const char* idle) {
     });
   }
   for (auto& t : threads) t.join();
-  const std::size_t spawned = std::min(next_index.load(), kMaxFibers);
-  if (!WaitWithWatchdog([&] { return ran.load() >= spawned; }, [&] { return ran.load(); }, 10s))
+  // Detached fibers of the last bursts may still be running, and a kind-2 one claims a child's
+  // index when it runs: count what was spawned only once every fiber has finished (reading
+  // next_index earlier let a late child make ran exceed spawned by one).
+  if (!WaitWithWatchdog(
+          [&] {
+            return rt.live_fibers() == 0 && ran.load() >= std::min(next_index.load(), kMaxFibers);
+          },
+          [&] { return ran.load(); }, 10s))
     AbortStalled("fibers spawned into an idle runtime never ran (lost core wake-up)", rt);
+  const std::size_t spawned = std::min(next_index.load(), kMaxFibers);
   EXPECT_TRUE(upcall::test::NoLeaks(rt, std::chrono::seconds(10))) << Describe(rt);
   std::size_t missing = 0, dup = 0;
   for (std::size_t i = 0; i < spawned; ++i) {
