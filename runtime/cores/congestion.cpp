@@ -120,15 +120,6 @@ void RuntimeImpl::note_grant_outcome(Core* c, bool ran) {
 }
 
 void RuntimeImpl::drain_core(Core* c) {
-  Fiber* batch[RunQueue::kCapacity + 2];
-  std::uint32_t n = 0;
-  for (;;) {
-    const std::uint32_t got = c->rq.pop_batch(batch + n, RunQueue::kCapacity - n);
-    if (got == 0) break;
-    n += got;
-    if (n >= RunQueue::kCapacity) break;
-  }
-  if (Fiber* f = c->lifo.exchange(nullptr, std::memory_order_acq_rel)) batch[n++] = f;
   Fiber* first = nullptr;
   Fiber* last = nullptr;
   std::size_t count = 0;
@@ -141,7 +132,17 @@ void RuntimeImpl::drain_core(Core* c) {
     last = f;
     ++count;
   };
-  for (std::uint32_t i = 0; i < n; ++i) link(batch[i]);
+  // Small chunks: this can run on a fiber's stack (a yield that finds its core out of the
+  // budget), where a whole ring's worth of pointers (2 KiB) is too much to ask.
+  Fiber* chunk[32];
+  std::uint32_t taken = 0;
+  while (taken < RunQueue::kCapacity) {
+    const std::uint32_t got = c->rq.pop_batch(chunk, 32);
+    if (got == 0) break;
+    for (std::uint32_t i = 0; i < got; ++i) link(chunk[i]);
+    taken += got;
+  }
+  if (Fiber* f = c->lifo.exchange(nullptr, std::memory_order_acq_rel)) link(f);
   while (c->prio.size_hint() != 0) {
     Fiber* f = c->prio.pop();
     if (!f) break;
