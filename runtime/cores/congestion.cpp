@@ -26,8 +26,9 @@ namespace upcall::rt {
 
 namespace {
 
-// Entries queued in c at the previous check and still queued now.
-bool core_congested(Core* c) {
+// Entries queued in c at the previous check and still queued now. `stealable_only`: only the
+// queues another core can take from (not the io_uring completions, which only c reaps).
+bool core_congested(Core* c, bool stealable_only) {
   bool congested = false;
   const std::uint32_t head = c->rq.head_hint();
   const std::uint32_t tail = c->rq.tail_hint();
@@ -39,7 +40,7 @@ bool core_congested(Core* c) {
   const std::uint32_t prio = c->prio.size_hint();
   if (c->cong.prio.exchange(prio, std::memory_order_relaxed) != 0 && prio != 0) congested = true;
   Reactor* r = c->reactor;
-  if (r && r->kind == IoBackend::uring && r->ring.cq.khead) {
+  if (!stealable_only && r && r->kind == IoBackend::uring && r->ring.cq.khead) {
     // The kernel writes ktail, the holder khead (liburing's release stores); acquire loads.
     const std::uint32_t cq_head = __atomic_load_n(r->ring.cq.khead, __ATOMIC_ACQUIRE);
     const std::uint32_t cq_tail = __atomic_load_n(r->ring.cq.ktail, __ATOMIC_ACQUIRE);
@@ -63,8 +64,11 @@ void RuntimeImpl::congestion_check(std::int64_t now, bool backstop) {
   int congested = 0;
   for (auto& cp : cores) {
     Core* c = cp.get();
-    if (!c->enabled.load(std::memory_order_relaxed)) continue;  // it drains itself
-    if (core_congested(c)) {
+    // A core out of the budget drains its queues to the others at its next loop pass; until
+    // then (a fiber that never enters the runtime holds it) what waits there is congestion too,
+    // which a granted core can steal. Its own io_uring completions only it can reap.
+    const bool out = !c->enabled.load(std::memory_order_relaxed);
+    if (core_congested(c, /*stealable_only=*/out)) {
       ++congested;
       c->alloc.congested.fetch_add(1, std::memory_order_relaxed);
     }

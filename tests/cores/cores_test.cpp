@@ -287,6 +287,33 @@ TEST(CoreBudget, RemovedCoresRunNothingAndComeBack) {
   });
 }
 
+// A core leaves the budget while a fiber on it never enters the runtime: the core cannot drain
+// itself, so what it has queued must count as congestion and be stolen by a granted core.
+TEST(CoreBudget, FibersQueuedBehindASpinnerOfARemovedCoreStillRun) {
+  if (!TwoCpus()) GTEST_SKIP() << "needs 2 CPUs";
+  Runtime rt(Opts("park"));
+  const std::vector<int> cpus = rt.config().cpus;
+  int me = -1, ran_on = -1;
+  rt.block_on([&] {
+    me = this_task::core();
+    std::atomic<bool> removed{false};
+    std::thread changer([&] {
+      rt.set_core_budget(CoreBudget{0, 0, std::to_string(cpus[static_cast<std::size_t>(1 - me)])});
+      removed = true;
+    });
+    while (!removed.load()) CpuRelax();  // no runtime entry: this core cannot notice yet
+    std::atomic<int> child_core{-1};
+    auto child = spawn([&] { child_core = this_task::core(); });  // queued on this core
+    const auto end = Clock::now() + 10s;
+    while (child_core.load() < 0 && Clock::now() < end) CpuRelax();
+    ran_on = child_core.load();
+    changer.join();
+    child.join();
+  });
+  EXPECT_EQ(ran_on, 1 - me) << "the child waited for its removed core's spinner";
+  rt.set_core_budget(CoreBudget{});
+}
+
 // A fiber sleeping on a core that leaves the budget still wakes (the timer fires there and the
 // fiber moves to the other core).
 TEST(CoreBudget, TimersOfARemovedCoreStillFire) {
