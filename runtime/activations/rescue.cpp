@@ -5,12 +5,14 @@
 // fiber. Until then nobody watches the core. If the new holder blocks in that window, or is
 // preempted while still at SCHED_IDLE, the BPF program sees the switch-out (the thread's
 // status word has watch = ALERT) and sends an alert that wakes the bpf backend's alert thread,
-// which lands here:
-//   blocked or preempted, core without standby -> appoint one (a spare, else the manager makes
-//                                                 one), so the block is taken over;
-//   preempted, window open at SCHED_IDLE       -> raise the thread to SCHED_OTHER now, so a
-//                                                 normal-priority or SCHED_IDLE neighbour does
-//                                                 not keep the core's fibers off the CPU.
+// which lands here. So does a block of a holder whose standby sleeps (UPCALL_STANDBY=lazy,
+// watch = BLOCKS):
+//   blocked, core without standby          -> appoint one (a spare, else the manager makes
+//                                             one), so the block is taken over;
+//   blocked, the core's standby asleep     -> wake it (lazy standby);
+//   preempted, window open at SCHED_IDLE   -> raise the thread to SCHED_OTHER now, so a
+//                                             normal-priority or SCHED_IDLE neighbour does
+//                                             not keep the core's fibers off the CPU.
 // Window states (Activation::window): 0 closed; 1 open (claimed, at SCHED_IDLE); 2 the alert
 // thread is promoting the thread; 3 open, promoted by the alert thread.
 #include <sched.h>
