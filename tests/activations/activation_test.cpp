@@ -37,11 +37,30 @@ using namespace std::chrono_literals;
 
 int MaxCores() { return std::thread::hardware_concurrency() >= 2 ? 2 : 1; }
 
-std::unique_ptr<Runtime> make_runtime(const char* activations, int cores = 1) {
+std::unique_ptr<Runtime> make_runtime(const char* activations, int cores = 1,
+                                      const char* standby = nullptr) {
   Options o;
   o.cores = cores;
   o.activations = activations;
+  if (standby) o.standby = standby;
   return std::make_unique<Runtime>(std::move(o));
+}
+
+// A fiber that yields until `done` and returns the longest gap between two of its turns, in
+// ns. It is always runnable, so any gap is a stall of its core. Counts its turns in `ticks`.
+JoinHandle<std::int64_t> spawn_gap_ticker(std::atomic<bool>& done, std::atomic<long>* ticks) {
+  return spawn([&done, ticks] {
+    std::int64_t last = 0, worst = 0;
+    while (!done.load()) {
+      const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   Clock::now().time_since_epoch()).count();
+      if (last) worst = std::max(worst, now - last);
+      last = now;
+      if (ticks) ticks->fetch_add(1);
+      this_task::yield();
+    }
+    return worst;
+  });
 }
 
 // Skips unless the runtime really runs the requested backend (bpf needs root/BPF).
@@ -433,43 +452,24 @@ TEST(TakeoverWindow, BlockBeforeTheFirstRuntimeEntryIsTakenOver) {
     const auto before = rt->stats().activations.rescue_standbys;
     rt->block_on([&] {
       std::atomic<bool> a_inside{false}, done{false};
-      std::atomic<int> blocked{0};
       std::atomic<long> ticks{0};
       // The ticker runs before anything blocks, so it sees every stall of the core.
-      auto ticker = spawn([&] {
-        std::int64_t last = 0, worst = 0;
-        while (!done.load()) {
-          const std::int64_t now = Clock::now().time_since_epoch().count();
-          if (last) worst = std::max(worst, now - last);  // always runnable: any gap is a stall
-          last = now;
-          ticks.fetch_add(1);
-          this_task::yield();
-        }
-        return worst;
-      });
+      auto ticker = spawn_gap_ticker(done, &ticks);
       std::vector<JoinHandle<bool>> hs;
       hs.push_back(spawn([&] {
         while (ticks.load() == 0) this_task::yield();
-        blocked.fetch_add(1);
         a_inside = true;
-        const bool ok = read_pipe_after(300ms);
-        blocked.fetch_sub(1);
-        return ok;
+        return read_pipe_after(300ms);
       }));
       for (int i = 0; i < 6; ++i)
-        hs.push_back(spawn([&, i] {
+        hs.push_back(spawn([&] {
           while (!a_inside.load()) this_task::yield();
           // Resumed from the yield: blocks before its next runtime entry.
-          blocked.fetch_add(1);
-          const bool ok = read_pipe_after(100ms);
-          blocked.fetch_sub(1);
-          return ok;
+          return read_pipe_after(100ms);
         }));
       for (auto& h : hs) EXPECT_TRUE(h.join()) << "a blocked fiber lost its data";
       done = true;
-      worst_gap_ns = std::max<std::int64_t>(
-          worst_gap_ns, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            Clock::duration(ticker.join())).count());
+      worst_gap_ns = std::max(worst_gap_ns, ticker.join());
     });
     window_hit = rt->stats().activations.rescue_standbys > before;
   }
@@ -482,12 +482,9 @@ TEST(TakeoverWindow, BlockBeforeTheFirstRuntimeEntryIsTakenOver) {
 // UPCALL_STANDBY=lazy: the standby sleeps while its holder runs after an idle park; the block
 // reaches it through the kernel alert, and the core still keeps going.
 TEST(LazyStandby, BlockAfterAnIdleParkIsTakenOver) {
-  Options o;
-  o.cores = 1;
-  o.activations = "bpf";
-  o.standby = "lazy";
-  Runtime rt(o);
-  REQUIRE_BACKEND(&rt, "bpf");
+  auto rtp = make_runtime("bpf", 1, "lazy");
+  REQUIRE_BACKEND(rtp, "bpf");
+  Runtime& rt = *rtp;
   EXPECT_TRUE(rt.config().lazy_standby);
   EXPECT_NE(rt.config().describe().find("standby=lazy"), std::string::npos);
   for (int round = 0; round < 3; ++round) {
@@ -506,26 +503,13 @@ TEST(LazyStandby, BlockAfterAnIdleParkIsTakenOver) {
 // that takes the core over does not know the standby sleeps, and a raw block of its own must
 // still be taken over.
 TEST(LazyStandby, BlockAfterABlockingHandoffIsTakenOver) {
-  Options o;
-  o.cores = 1;
-  o.activations = "bpf";
-  o.standby = "lazy";
-  Runtime rt(o);
-  REQUIRE_BACKEND(&rt, "bpf");
+  auto rt = make_runtime("bpf", 1, "lazy");
+  REQUIRE_BACKEND(rt, "bpf");
   std::this_thread::sleep_for(20ms);  // park, so the standby sleeps and the holder dozes
   std::int64_t worst_ns = 0;
-  bool ok = rt.block_on([&] {
+  bool ok = rt->block_on([&] {
     std::atomic<bool> handed{false}, done{false};
-    auto ticker = spawn([&] {
-      std::int64_t last = 0, worst = 0;
-      while (!done.load()) {
-        const std::int64_t now = Clock::now().time_since_epoch().count();
-        if (last) worst = std::max(worst, now - last);
-        last = now;
-        this_task::yield();
-      }
-      return worst;
-    });
+    auto ticker = spawn_gap_ticker(done, nullptr);
     // Runs on the spare that took the core in the handoff below, and blocks it raw.
     auto raw = spawn([&] {
       while (!handed.load()) this_task::yield();
@@ -537,8 +521,7 @@ TEST(LazyStandby, BlockAfterABlockingHandoffIsTakenOver) {
     });
     const bool r = raw.join();
     done = true;
-    worst_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   Clock::duration(ticker.join())).count();
+    worst_ns = ticker.join();
     return wrapped && r;
   });
   EXPECT_TRUE(ok) << "a blocked call lost its data";
