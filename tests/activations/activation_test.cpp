@@ -259,13 +259,17 @@ TEST_P(Activations, PtraceStopIsNotABlock) {
       ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
       _exit(0);
     }
-    // Spin (user code, no runtime entry) while the child stops us.
+    // Spin (user code, no runtime entry) while the child stops us, and until it has exited:
+    // a blocking waitpid would be a real block (and a takeover) whenever a loaded machine
+    // delays the child past the spin (seen once under ctest -j2).
     const auto end = Clock::now() + 400ms;
     while (Clock::now() < end) {
     }
     int st = 0;
-    waitpid(child, &st, 0);
-    return st;
+    pid_t done;
+    while ((done = waitpid(child, &st, WNOHANG)) == 0) {
+    }
+    return done == child ? st : -1;
   });
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     GTEST_SKIP() << "could not ptrace-stop the core's thread (status " << status
