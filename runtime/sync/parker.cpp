@@ -131,8 +131,8 @@ void park_current_until(std::int64_t deadline_ns) noexcept {
     // Arm a timer on the core we are on; it unparks us wherever we are by then.
     Core* c = a->core;
     const std::uint64_t gen = f->timer_gen.fetch_add(1, std::memory_order_relaxed) + 1;
-    c->timers.add(deadline_ns, f, gen);
-    f->rt->timers_armed.fetch_add(1, std::memory_order_relaxed);
+    const std::size_t dropped = c->timers.add(deadline_ns, f, gen);
+    f->rt->timers_armed.fetch_add(1 - static_cast<std::int64_t>(dropped), std::memory_order_relaxed);
     f->armed_deadline = deadline_ns;
   }
   park_current_fiber(a, f);

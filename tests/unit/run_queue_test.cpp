@@ -398,6 +398,49 @@ TEST(TimerHeap, StaleGenerationsAreDroppedWithoutFiring) {
   EXPECT_TRUE(h.empty());
 }
 
+// A server's per-request deadlines: each request arms a far deadline and finishes early, so
+// every entry but the newest goes stale long before it surfaces. Compaction keeps the heap
+// bounded and drops exactly the stale entries.
+TEST(TimerHeap, StaleEntriesWithFarDeadlinesAreCompactedAway) {
+  std::vector<Fiber> fibers(8);
+  TimerHeap h;
+  std::size_t dropped = 0, max_size = 0;
+  constexpr int kRequests = 100000;
+  for (int i = 0; i < kRequests; ++i) {
+    Fiber& f = fibers[i % fibers.size()];
+    const std::uint64_t gen = f.timer_gen.load() + 1;  // the fiber's previous wait ended
+    f.timer_gen.store(gen);
+    dropped += h.add(30'000'000'000LL + i, &f, gen);  // "30 s from now"
+    max_size = std::max(max_size, h.size());
+  }
+  EXPECT_LE(max_size, TimerHeap::kCompactMin) << "stale entries piled up";
+  EXPECT_EQ(h.size() + dropped, static_cast<std::size_t>(kRequests)) << "an entry went missing";
+  // Only the 8 live entries fire, in deadline order.
+  std::vector<Fiber*> fired;
+  EXPECT_EQ(h.expire(INT64_MAX - 1, [&](Fiber* f) { fired.push_back(f); }), fibers.size());
+  for (std::size_t k = 0; k < fibers.size(); ++k)
+    EXPECT_EQ(fired[k], &fibers[(kRequests - fibers.size() + k) % fibers.size()]);
+  EXPECT_TRUE(h.empty());
+}
+
+TEST(TimerHeap, CompactionKeepsEveryLiveEntry) {
+  // 5,000 sleeping fibers, all live: compactions (at 1024, 2048, 4096) must drop nothing.
+  constexpr int kN = 5000;
+  std::vector<Fiber> fibers(kN);
+  TimerHeap h;
+  std::size_t dropped = 0;
+  for (int i = kN - 1; i >= 0; --i) {
+    fibers[i].timer_gen.store(1);
+    dropped += h.add(1000 + i, &fibers[i], 1);
+  }
+  EXPECT_EQ(dropped, 0u);
+  EXPECT_EQ(h.size(), static_cast<std::size_t>(kN));
+  std::vector<Fiber*> fired;
+  EXPECT_EQ(h.expire(INT64_MAX - 1, [&](Fiber* f) { fired.push_back(f); }),
+            static_cast<std::size_t>(kN));
+  for (int i = 0; i < kN; ++i) ASSERT_EQ(fired[i], &fibers[i]) << "position " << i;
+}
+
 TEST(TimerHeap, RandomOperationsMatchASortedModel) {
   std::vector<Fiber> fibers(64);
   TimerHeap h;
