@@ -51,6 +51,7 @@ STEP_SECS=${STEP_SECS:-2}
 WARMUP_SECS=${WARMUP_SECS:-0.5}
 REPEAT=${REPEAT:-3}
 PICK=${PICK:-median}
+case $PICK in median|best) ;; *) echo "echo bench: PICK must be median or best, not '$PICK'"; exit 1 ;; esac
 MAX_STEPS=${MAX_STEPS:-8}
 PRECISION=${PRECISION:-0.1}
 BASE_PORT=${BASE_PORT:-19400}

@@ -8,7 +8,8 @@
 //    holder may ask the waiter to recover its request (runtime/DESIGN.md section 13): cancel,
 //    abandon the record, continue from the new holder. accept always takes the readiness
 //    path below, with a POLL_ADD on the ring as its wait (see run()); send first tries the
-//    non-blocking syscall and takes the ring only when the socket's buffer is full.
+//    non-blocking syscall and takes the ring only when the socket's buffer is full, and every
+//    32nd send of a core yields first (plan_send).
 //  - epoll: a fiber on a core with the epoll reactor tries the non-blocking syscall and, on
 //    EAGAIN, waits for readiness (epoll_backend.cpp), then tries again.
 //  - thread: a plain thread or a fiber inside upcall::blocking: the syscall itself; with limits,
@@ -30,6 +31,7 @@
 #include "runtime/core/runtime_impl.hpp"
 #include "runtime/io/reactor.hpp"
 #include "upcall/io.hpp"
+#include "upcall/this_task.hpp"
 
 namespace upcall::rt {
 int epoll_wait_ready(int fd, short events, std::int64_t deadline_ns, const upcall::stop_token& stop);
@@ -367,6 +369,37 @@ WaitMode caller_mode() {
   return c->reactor->kind == rt::IoBackend::epoll ? WaitMode::epoll : WaitMode::uring_poll;
 }
 
+// Every kYieldEverySends-th send on a core yields first: the runtime does not preempt, and a
+// send that finds room returns without waiting (below, and on the epoll path), so a fiber
+// sending to a fast reader would otherwise keep its core until the send buffer filled.
+constexpr std::uint32_t kYieldEverySends = 32;
+
+struct SendPlan {
+  bool skip_ring = false;   // try the non-blocking syscall before the ring
+  bool yield_first = false;
+};
+
+// A socket send almost always finds room in the send buffer: the non-blocking syscall does the
+// kernel work the ring would do, without an SQE, a scheduling round to submit it, a completion
+// to reap and a park and unpark of the fiber (closed-loop echo over one connection: +18% round
+// trips per second, bench/RESULTS.md run V). A short send is what the ring returns too;
+// MSG_WAITALL (the ring retries a short send until all is sent) keeps the ring. Only fibers on
+// uring cores skip it: the epoll path starts with this attempt anyway, and a plain thread keeps
+// its blocking send.
+SendPlan plan_send(const Req& q) {
+  SendPlan p;
+  rt::Region region;
+  rt::Core* c = region.core();
+  rt::Activation* a = rt::current_activation();
+  if (!c || !a || !a->current || !c->reactor) return p;
+  p.skip_ring = c->reactor->kind == rt::IoBackend::uring && !(q.flags & MSG_WAITALL);
+  if (++c->reactor->sends >= kYieldEverySends) {
+    c->reactor->sends = 0;
+    p.yield_first = true;
+  }
+  return p;
+}
+
 Result run(const Req& q, const Limits& lim) {
   bool epoll_path = false;
   if (q.kind == Kind::accept) {
@@ -379,16 +412,14 @@ Result run(const Req& q, const Limits& lim) {
     return run_readiness(q, lim, caller_mode());
   }
   if (!lim.stop.stop_requested()) {
-    if (q.kind == Kind::send && caller_mode() == WaitMode::uring_poll) {
-      // A socket send almost always finds room in the send buffer: the non-blocking syscall
-      // does the kernel work the ring would do, without an SQE, a scheduling round to submit
-      // it, a completion to reap and a park and unpark of this fiber (closed-loop echo over one
-      // connection: +18% round trips per second, bench/RESULTS.md run V). A short send is
-      // what the ring returns too (no MSG_WAITALL); only a full buffer (EAGAIN) takes the
-      // ring, whose poll waits for room. The epoll path starts with this attempt anyway; a
-      // plain thread keeps its blocking send.
-      const long rc = do_syscall(q, true);
-      if (rc != -EAGAIN) return from_rc(rc);
+    if (q.kind == Kind::send) {
+      const SendPlan plan = plan_send(q);
+      if (plan.yield_first) upcall::this_task::yield();
+      if (plan.skip_ring) {
+        const long rc = do_syscall(q, true);
+        // The caller's own MSG_DONTWAIT gets its EAGAIN at once, as the ring would give it.
+        if (rc != -EAGAIN || (q.flags & MSG_DONTWAIT)) return from_rc(rc);
+      }
     }
     if (IoOp* op = submit_uring(q, &epoll_path)) return wait_uring(op, q, lim);
   }

@@ -83,6 +83,8 @@ struct Reactor {
   io_uring ring{};
   int ring_fd = -1;
   std::uint64_t inflight = 0;  // submitted or prepared, completion not reaped (holder-only)
+  // Sends on this core since its last yield for fairness (holder-only; io_ops.cpp plan_send).
+  std::uint32_t sends = 0;
   IoOp* inflight_head = nullptr;  // in-flight list (holder-only)
   IoOp* free_ops = nullptr;       // per-core op cache (holder-only)
   std::uint32_t free_count = 0;

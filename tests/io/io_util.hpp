@@ -59,8 +59,9 @@ class IoTest : public ::testing::TestWithParam<IoParam> {
   void TearDown() override {
     if (!rt_) return;
     EXPECT_TRUE(NoLeaks(*rt_));
-    if (!IsSkipped())
+    if (!IsSkipped()) {
       EXPECT_EQ(count_open_fds(), fds_with_runtime_) << "descriptors leaked by this test";
+    }
     rt_.reset();
     EXPECT_EQ(count_open_fds(), fds_before_) << "the runtime leaked descriptors";
   }
