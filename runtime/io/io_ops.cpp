@@ -382,10 +382,10 @@ struct SendPlan {
 // A socket send almost always finds room in the send buffer: the non-blocking syscall does the
 // kernel work the ring would do, without an SQE, a scheduling round to submit it, a completion
 // to reap and a park and unpark of the fiber (closed-loop echo over one connection: between
-// +3% and +18% round trips per second, bench/RESULTS.md run V). A short send is what the ring returns too;
-// MSG_WAITALL (the ring retries a short send until all is sent) keeps the ring. Only fibers on
-// uring cores skip it: the epoll path starts with this attempt anyway, and a plain thread keeps
-// its blocking send.
+// +3% and +18% round trips per second, bench/RESULTS.md run V). A short send is what the ring
+// returns too; MSG_WAITALL (the ring retries a short send until all is sent) keeps the ring.
+// Only fibers on uring cores skip it: the epoll path starts with this attempt anyway, and a
+// plain thread keeps its blocking send. Fibers on either backend count toward the yield.
 SendPlan plan_send(const Req& q) {
   SendPlan p;
   rt::Region region;

@@ -83,8 +83,6 @@ struct Reactor {
   io_uring ring{};
   int ring_fd = -1;
   std::uint64_t inflight = 0;  // submitted or prepared, completion not reaped (holder-only)
-  // Sends on this core since its last yield for fairness (holder-only; io_ops.cpp plan_send).
-  std::uint32_t sends = 0;
   IoOp* inflight_head = nullptr;  // in-flight list (holder-only)
   IoOp* free_ops = nullptr;       // per-core op cache (holder-only)
   std::uint32_t free_count = 0;
@@ -99,6 +97,9 @@ struct Reactor {
   std::mutex mu;                       // guards slots and free_slots
   std::deque<EpollSlot> slots;         // stable addresses; index = event data >> 32
   std::vector<std::uint32_t> free_slots;
+  // --- Both backends. Sends by this core's fibers since the last fairness yield (holder-only,
+  // inside a region; io_ops.cpp plan_send).
+  std::uint32_t sends = 0;
   // Counters (holder writes relaxed, anyone reads).
   std::atomic<std::uint64_t> submitted{0}, completed{0}, parks{0}, wakes{0}, recovered{0};
 };
